@@ -1,0 +1,115 @@
+"""The library's front door: turn settings into a fix job, run it, keep the memory.
+
+The CLI and the GitHub Action both call these functions; nothing here prints or exits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Settings
+from .domain import FixResult, Task
+from .errors import ConfigError
+from .fixer import FixJob, run_fix
+from .gitrepo import GitRepo
+from .llm import LLMClient, Price, ReplayBook, resolve_prices
+from .memory import Memory
+from .outcomes import observations
+from .router import Policy, make_policy
+from .verifier import LocalSandbox, detect_test_command
+
+TYPICAL_PROMPT_TOKENS = 8_000
+TYPICAL_COMPLETION_TOKENS = 2_000
+
+
+def task_from_text(text: str, source: str = "cli") -> Task:
+    """A task from free text: the first line is the title, the id is a content hash."""
+    text = text.strip()
+    if not text:
+        raise ConfigError("the task is empty: give --task TEXT or --task-file FILE")
+    title, _, body = text.partition("\n")
+    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    return Task(id=f"{source}:{digest}", title=title.strip()[:120], body=body.strip(),
+                source=source)
+
+
+@dataclass
+class Portfolio:
+    """The models, their prices, and a client to call them."""
+
+    models: tuple[str, ...]
+    prices: dict[str, Price | None]
+    llm: LLMClient
+
+    def cost_hint(self, model: str) -> float | None:
+        price = self.prices.get(model)
+        return price.cost(TYPICAL_PROMPT_TOKENS, TYPICAL_COMPLETION_TOKENS) if price else None
+
+
+def portfolio(settings: Settings) -> Portfolio:
+    replay = ReplayBook.load(settings.replay_file) if settings.replay_file else None
+    prices = resolve_prices(settings.models, settings.prices, replay.prices() if replay else None)
+    llm = LLMClient(timeout=settings.llm_timeout, retries=settings.llm_retries,
+                    replay_file=settings.replay_file, api_bases=settings.api_bases, prices=prices)
+    return Portfolio(tuple(settings.models), prices, llm)
+
+
+def memory_path(repo_root: Path, settings: Settings) -> Path:
+    return repo_root / settings.memory_path
+
+
+def build_policy(settings: Settings, memory: Memory, folio: Portfolio) -> Policy:
+    return make_policy(settings.policy, observations(memory.records, memory.summaries),
+                       cost_hint=folio.cost_hint, seed=settings.seed,
+                       cost_weight=settings.cost_weight)
+
+
+def sandbox_for(settings: Settings) -> LocalSandbox:
+    if settings.sandbox != "local":
+        raise ConfigError(f"sandbox {settings.sandbox!r} is not available in this build; "
+                          "use sandbox: local")
+    return LocalSandbox(timeout=settings.test_timeout)
+
+
+def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = False,
+        branch: str | None = None, echo: Callable[[str], None] = lambda line: None,
+        base: str | None = None, memory_file: Path | None = None) -> FixResult:
+    """Fix `task` in the checkout at `repo_path`; append every attempt to the memory file."""
+    repo = GitRepo(repo_path)
+    test_command = settings.test_command or detect_test_command(repo.root)
+    if not test_command:
+        raise ConfigError(f"no test command detected in {repo.root}: pass --test-cmd "
+                          "(or set test_command in .github/acr-bot.yml)")
+    if not settings.test_command:
+        echo(f"test command (detected): {test_command}")
+    memory = Memory.load(memory_file or memory_path(repo.root, settings))
+    folio = portfolio(settings)
+    job = FixJob(task=task, repo=repo, models=folio.models, policy=build_policy(settings, memory,
+                 folio), llm=folio.llm, sandbox=sandbox_for(settings), test_command=test_command,
+                 prices=folio.prices, setup_command=settings.setup_command,
+                 protected=settings.protected, max_attempts=settings.max_attempts,
+                 max_cost_usd=settings.max_cost_usd, context_tokens=settings.context_tokens,
+                 branch=branch, dry_run=dry_run, base=base, echo=echo,
+                 on_record=lambda record: memory.add([record]))
+    try:
+        return run_fix(job)
+    finally:
+        # Saved even when the run is interrupted: every attempt paid for is remembered.
+        if memory.pending:
+            memory.save()
+
+
+def route(task: Task, settings: Settings, memory: Memory,
+          candidates: Sequence[str] | None = None) -> tuple[Policy, object]:
+    """The decision the policy would make for `task` now (no model is called)."""
+    from .features import task_features
+    from .router import RouteTask
+
+    folio = portfolio(settings)
+    policy = build_policy(settings, memory, folio)
+    decision = policy.choose(RouteTask(task.id, task_features(task)),
+                             list(candidates or folio.models))
+    return policy, decision

@@ -1,0 +1,236 @@
+"""Settings: command line > action inputs > `.github/acr-bot.yml` > defaults.
+
+This is the only module that reads the process environment. Everything else gets a `Settings`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .llm import Price
+
+CONFIG_FILE = ".github/acr-bot.yml"
+DEFAULT_MODELS = ("gpt-5-mini", "claude-sonnet-4-6", "gpt-5.4")
+DEFAULT_PROTECTED = (".github/**",)
+POLICIES = ("learned", "frozen", "cheapest-first", "best-first", "static-table", "random")
+
+
+@dataclass(frozen=True)
+class Settings:
+    models: tuple[str, ...] = DEFAULT_MODELS
+    prices: Mapping[str, Price] = field(default_factory=dict)  # per-model overrides
+    api_bases: Mapping[str, str] = field(default_factory=dict)
+    test_command: str | None = None  # None: detected from the repo
+    setup_command: str | None = None
+    protected_paths: tuple[str, ...] = ()  # added to DEFAULT_PROTECTED
+    max_attempts: int = 3
+    max_cost_usd: float = 2.00
+    daily_max_cost_usd: float | None = None
+    memory_path: str = ".acr/memory.json"
+    policy: str = "learned"
+    cost_weight: float = 1.0  # dollars that weigh as much as one solved task
+    seed: int = 0
+    test_timeout: float = 600.0
+    llm_timeout: float = 300.0
+    llm_retries: int = 2
+    context_tokens: int = 24_000
+    sandbox: str = "local"
+    sandbox_image: str = "acr-bot-sandbox:latest"
+    sandbox_network: bool = False  # network for the setup step only
+    replay_file: Path | None = None
+    # GitHub Action settings
+    trigger_label: str = "acr:fix"
+    command_prefix: str = "/acr"
+    memory_branch: str = "acr-memory"
+    memory_repo: str | None = None
+    draft: bool = True
+    auto_revise: bool = False
+
+    @property
+    def protected(self) -> tuple[str, ...]:
+        """Protected globs: the defaults, the user's, and always the memory file (edits there
+        would bias routing)."""
+        globs = (*DEFAULT_PROTECTED, *self.protected_paths, self.memory_path)
+        return tuple(dict.fromkeys(globs))
+
+
+# --- parsers: each turns a raw value (YAML, input string, CLI) into the field's type ---------
+
+
+def _str(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"must be at least 1, got {number}")
+    return number
+
+
+def _non_negative(value: Any) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError(f"must not be negative, got {number}")
+    return number
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if _str(value) is None else _non_negative(value)
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    """A YAML list, or a string split on commas and newlines (action inputs)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(p.strip() for p in str(value).replace("\n", ",").split(",") if p.strip())
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip()
+        if text not in allowed and not text.startswith("fixed:"):
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {text!r}")
+        return text
+
+    return parse
+
+
+PARSERS: dict[str, Callable[[Any], Any]] = {
+    "test_command": _str, "setup_command": _str, "protected_paths": _list,
+    "max_attempts": _positive_int, "max_cost_usd": _non_negative,
+    "daily_max_cost_usd": _optional_float, "memory_path": str, "policy": _choice(*POLICIES),
+    "cost_weight": _non_negative, "seed": int, "test_timeout": _non_negative,
+    "llm_timeout": _non_negative, "llm_retries": int, "context_tokens": _positive_int,
+    "sandbox": _choice("local", "docker"), "sandbox_image": str, "sandbox_network": _bool,
+    "replay_file": lambda v: Path(v) if _str(v) else None,
+    "trigger_label": str, "command_prefix": str, "memory_branch": str, "memory_repo": _str,
+    "draft": _bool, "auto_revise": _bool,
+}
+
+
+def _parse_models(value: Any, origin: str) -> dict[str, Any]:
+    """`models`: a list of ids, or of {name, input_cost_per_token, output_cost_per_token, api_base}."""
+    items = value if isinstance(value, list) else list(_list(value))
+    names, prices, bases = [], {}, {}
+    for item in items:
+        if isinstance(item, str):
+            names.append(item.strip())
+            continue
+        if not isinstance(item, dict) or not item.get("name"):
+            raise ConfigError(f"{origin}: each entry of models must be a model id or a mapping "
+                              f"with a name, got {item!r}")
+        _check_keys(item, {"name", "input_cost_per_token", "output_cost_per_token", "api_base"},
+                    f"{origin}: models entry {item['name']!r}")
+        name = str(item["name"])
+        names.append(name)
+        if "input_cost_per_token" in item or "output_cost_per_token" in item:
+            prices[name] = Price(float(item.get("input_cost_per_token", 0.0)),
+                                 float(item.get("output_cost_per_token", 0.0)))
+        if item.get("api_base"):
+            bases[name] = str(item["api_base"])
+    if not names:
+        raise ConfigError(f"{origin}: models is empty; name at least one litellm model id")
+    return {"models": tuple(names), "prices": prices, "api_bases": bases}
+
+
+def _check_keys(data: Mapping[str, Any], known: set[str], origin: str) -> None:
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{origin}: unknown setting {key!r}{hint}")
+
+
+def _apply(raw: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """Turn raw key/values from one source into typed Settings fields."""
+    known = set(PARSERS) | {"models"}
+    normal = {str(k).replace("-", "_"): v for k, v in raw.items()}
+    _check_keys(normal, known, origin)
+    out: dict[str, Any] = {}
+    for key, value in normal.items():
+        if key == "models":
+            out.update(_parse_models(value, origin))
+            continue
+        try:
+            out[key] = PARSERS[key](value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{origin}: {key}: {exc}") from None
+    return out
+
+
+def read_config_file(repo: Path) -> dict[str, Any]:
+    path = repo / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return _apply(data, str(path))
+
+
+def action_inputs(env: Mapping[str, str]) -> dict[str, Any]:
+    """Settings given as GitHub Action inputs (INPUT_<NAME> variables; empty means unset)."""
+    names = set(PARSERS) | {"models"}
+    raw = {}
+    for key, value in env.items():
+        if key.startswith("INPUT_") and value.strip():
+            name = key[len("INPUT_"):].lower().replace("-", "_")
+            if name in names:
+                raw[name] = value
+    return _apply(raw, "action inputs")
+
+
+_MAPS = ("prices", "api_bases")
+
+
+def load_settings(repo: Path, cli: Mapping[str, Any] | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Merge every source; later sources win. `cli` holds only options the user gave."""
+    env = os.environ if env is None else env
+    sources = [read_config_file(repo), action_inputs(env)]
+    if env.get("ACR_REPLAY_FILE"):
+        sources.append({"replay_file": Path(env["ACR_REPLAY_FILE"])})
+    sources.append(_apply({k: v for k, v in (cli or {}).items() if v is not None}, "command line"))
+    merged: dict[str, Any] = {}
+    for source in sources:
+        for key, value in source.items():
+            # Price and api_base overrides accumulate: naming models on the command line must
+            # not drop the prices the config file gives them.
+            merged[key] = {**merged.get(key, {}), **value} if key in _MAPS else value
+    settings = replace(Settings(), **merged)
+    if settings.memory_path.startswith("/") or ".." in Path(settings.memory_path).parts:
+        raise ConfigError(f"memory_path must be relative to the repo, got {settings.memory_path!r}")
+    return settings
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, for the few places (action, verifier) that must pass it on."""
+    return os.environ
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(Settings)]

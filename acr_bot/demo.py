@@ -1,0 +1,174 @@
+"""`acr-bot demo`: a real buggy project, three replayed models, one verified fix, offline."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from . import app
+from .config import Settings
+from .edits import format_edits, make_edits
+from .gitrepo import git
+from .memory import Memory
+from .report import explain_decision, result_summary
+
+CORE = '''\
+"""Small descriptive statistics."""
+
+
+def mean(values):
+    """Arithmetic mean of a non-empty sequence."""
+    if not values:
+        raise ValueError("mean of empty data")
+    return sum(values) / len(values)
+
+
+def median(values):
+    """Middle value; for an even count, the mean of the two middle values."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("median of empty data")
+    middle = len(ordered) // 2
+    return ordered[middle]
+
+
+def spread(values):
+    """Largest minus smallest value."""
+    return max(values) - min(values)
+'''
+FIXED = CORE.replace("    return ordered[middle]\n", """\
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+""")
+WRONG = CORE.replace("    return ordered[middle]\n", """\
+    if len(ordered) % 2 == 0:
+        return ordered[middle - 1]
+    return ordered[middle]
+""")
+TESTS = '''\
+import pytest
+
+from stats.core import mean, median, spread
+
+
+def test_mean():
+    assert mean([1, 2, 3, 4]) == 2.5
+
+
+def test_median_odd():
+    assert median([3, 1, 2]) == 2
+
+
+def test_median_even():
+    assert median([4, 1, 3, 2]) == 2.5
+
+
+def test_median_empty():
+    with pytest.raises(ValueError):
+        median([])
+
+
+def test_spread():
+    assert spread([5, 1, 9]) == 8
+'''
+TASK = """median() is wrong for lists with an even number of values
+
+`median([4, 1, 3, 2])` returns 3, but the median of an even count is the mean of the two
+middle values: 2.5. tests/test_core.py::test_median_even fails:
+
+    E       assert 3 == 2.5
+    E        +  where 3 = median([4, 1, 3, 2])
+"""
+
+
+def _reply(explanation: str, blocks: str) -> str:
+    return f"{explanation}\n\n{blocks}"
+
+
+def replay_models() -> dict[str, object]:
+    """Three scripted models: a cheap wrong fix, an edit that does not apply, a real fix."""
+    wrong = format_edits(make_edits("stats/core.py", CORE, WRONG))
+    stale = ("stats/core.py\n<<<<<<< SEARCH\n    return values[len(values) // 2]\n=======\n"
+             "    return statistics.median(values)\n>>>>>>> REPLACE\n")
+    right = format_edits(make_edits("stats/core.py", CORE, FIXED))
+    return {"models": {
+        "mini": {"input_cost_per_token": 1.5e-07, "output_cost_per_token": 6e-07, "replies": [
+            {"text": _reply("For even counts, return the lower middle value.", wrong)}]},
+        "mid": {"input_cost_per_token": 1e-06, "output_cost_per_token": 4e-06, "replies": [
+            {"text": _reply("Use the statistics module.", stale)}]},
+        "pro": {"input_cost_per_token": 5e-06, "output_cost_per_token": 2.5e-05, "replies": [
+            {"text": _reply("Average the two middle values when the count is even.", right)}]},
+    }}
+
+
+def build_project(root: Path) -> Path:
+    """A git repo with the bug committed and a failing test."""
+    project = root / "stats-project"
+    (project / "stats").mkdir(parents=True)
+    (project / "tests").mkdir()
+    (project / "stats" / "__init__.py").write_text("")
+    (project / "stats" / "core.py").write_text(CORE)
+    (project / "tests" / "test_core.py").write_text(TESTS)
+    (project / "pytest.ini").write_text("[pytest]\ntestpaths = tests\npythonpath = .\n")
+    (project / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n")
+    git(project, "init", "--quiet", "--initial-branch=main")
+    git(project, "add", "-A")
+    git(project, "commit", "--quiet", "-m", "stats: mean, median, spread")
+    return project
+
+
+def run_demo(out: Path | None, echo: Callable[[str], None]) -> int:
+    root = Path(out) if out else Path(tempfile.mkdtemp(prefix="acr-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    if (root / "stats-project").exists():
+        raise SystemExit(f"{root / 'stats-project'} already exists: pick an empty --out")
+    project = build_project(root)
+    replay = root / "demo-models.json"
+    replay.write_text(json.dumps(replay_models(), indent=2))
+    echo(_intro(project, replay))
+    settings = replace(Settings(), models=("replay/mini", "replay/mid", "replay/pro"),
+                       replay_file=replay, test_command=f"{shlex.quote(sys.executable)} -m pytest -q")
+    task = app.task_from_text(TASK)
+    result = app.fix(project, task, settings, echo=echo)
+    echo("\n" + explain_decision(result.decisions[0]) if result.decisions else "")
+    echo("\n" + result_summary(result))
+    _show_outcome(project, settings, task, result.branch, echo)
+    return 0 if result.outcome == "fixed" else 1
+
+
+def _intro(project: Path, replay: Path) -> str:
+    return textwrap.dedent(f"""\
+        acr-bot demo
+        Project: {project} (a real git repo; tests/test_core.py::test_median_even fails)
+        Models:  replay/mini, replay/mid, replay/pro. They are REPLAYED from {replay.name}:
+                 scripted answers through litellm's real call path, offline, no API key.
+                 mini answers with a wrong fix, mid with an edit that does not apply,
+                 pro with a real fix.
+        """)
+
+
+def _show_outcome(project: Path, settings: Settings, task: object, branch: str | None,
+                  echo: Callable[[str], None]) -> None:
+    memory = Memory.load(project / settings.memory_path)
+    echo(f"\nMemory: {project / settings.memory_path} now holds {len(memory.records)} records:")
+    for r in memory.records:
+        echo(f"  {r.id}  attempt {r.attempt}  {r.model:<12} {r.outcome:<13} ${r.cost_usd:.5f}")
+    if branch:
+        echo(f"\nThe fix is on branch {branch}; your branch and files were not touched:")
+        echo(git(project, "log", "--oneline", "-1", branch))
+        echo(git(project, "diff", "main", branch, "--", "stats/core.py"))
+    _, decision = app.route(task, settings, memory)  # type: ignore[arg-type]
+    echo("\nWhat the router learned - the same task routed again now:")
+    echo(explain_decision(decision))  # type: ignore[arg-type]
+    echo(textwrap.dedent(f"""
+        Next steps
+          cd {project} && git log --oneline --all
+          Real models: acr-bot fix --repo . --task-file TASK.md --models gpt-5-mini,claude-sonnet-4-6
+          (set OPENAI_API_KEY / ANTHROPIC_API_KEY; any litellm model id works)"""))

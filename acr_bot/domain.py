@@ -1,0 +1,229 @@
+"""Plain values shared by every module: no I/O, no third-party imports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# Outcomes of one attempt. Only "passed" is a success; "provider_fault" says nothing about the
+# model's skill (an outage, a rate limit), so the router must not learn from it.
+AttemptOutcome = Literal[
+    "passed",  # edits applied and the verifier accepted them
+    "tests_failed",  # edits applied, the verifier rejected them
+    "apply_failed",  # the edit blocks did not apply (or were refused)
+    "no_edits",  # the reply held no edit blocks
+    "provider_fault",  # the LLM call itself failed (timeout, 5xx, rate limit, empty reply)
+]
+VerdictKind = Literal["accepted", "rejected", "changes_requested"]
+SKILL_OUTCOMES: frozenset[str] = frozenset({"passed", "tests_failed", "apply_failed", "no_edits"})
+
+
+@dataclass(frozen=True)
+class Task:
+    """What to fix: the words a human or CI wrote, and where they came from."""
+
+    id: str
+    title: str
+    body: str = ""
+    source: str = "cli"  # cli | issue | comment | ci | revise | bench
+    language: str | None = None
+    tags: tuple[str, ...] = ()
+    url: str | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}\n\n{self.body}".strip()
+
+
+@dataclass(frozen=True)
+class Features:
+    """Routing features as short typed tokens ("lang:python", "err:KeyError", "w:median").
+
+    Tokens, not vectors, are what the memory stores: vectors are recomputed from them.
+    """
+
+    tokens: tuple[str, ...]
+
+    def get(self, prefix: str) -> tuple[str, ...]:
+        head = prefix + ":"
+        return tuple(t[len(head) :] for t in self.tokens if t.startswith(head))
+
+    def compact(self) -> str:
+        return " ".join(self.tokens)
+
+    @classmethod
+    def parse(cls, compact: str) -> Features:
+        return cls(tuple(compact.split()))
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change the model asked for: replace `search` by `replace` in `path`.
+
+    An empty `search` means "create this file with `replace` as its whole content".
+    """
+
+    path: str
+    search: str
+    replace: str
+
+    @property
+    def creates(self) -> bool:
+        return self.search == ""
+
+
+@dataclass(frozen=True)
+class TestCounts:
+    __test__ = False  # not a pytest test class, despite the name
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+    @property
+    def ran(self) -> int:
+        """Tests that actually executed (skips do not count as run)."""
+        return self.passed + self.failed + self.errors
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """One run of the repo's test command."""
+
+    __test__ = False
+
+    command: str
+    exit_code: int | None  # None: killed at the timeout
+    seconds: float
+    output: str  # bounded: head and tail
+    counts: TestCounts | None = None  # None: the runner's output could not be parsed
+    passed_ids: frozenset[str] = frozenset()
+    failed_ids: frozenset[str] = frozenset()
+    skipped_ids: frozenset[str] = frozenset()
+
+    @property
+    def timed_out(self) -> bool:
+        return self.exit_code is None
+
+    @property
+    def green(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verifier's judgement of a patch against the baseline run."""
+
+    passed: bool
+    reason: str  # one line, for humans and for the model
+    run: TestRun
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one LLM call returned, with its real usage and cost."""
+
+    model: str
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The router's view of one candidate model for one task."""
+
+    model: str
+    p_pass: float  # posterior mean P(pass)
+    score: float  # the (possibly sampled) value the policy ranked by
+    exp_cost_usd: float | None  # None: the price is unknown
+    utility: float
+    neighbours: float  # effective number of similar past attempts behind p_pass
+    records: int  # the model's attempts in memory overall
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    task: str
+    similarity: float
+    outcomes: str  # e.g. "cheap:fail strong:pass"
+
+
+@dataclass(frozen=True)
+class Decision:
+    model: str
+    policy: str
+    reason: str
+    estimates: tuple[Estimate, ...] = ()
+    neighbours: tuple[Neighbour, ...] = ()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int
+    model: str
+    outcome: AttemptOutcome
+    seconds: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    counts: TestCounts | None = None
+    detail: str = ""  # one line: why it failed, or what passed
+    feedback: str = ""  # the message written for the next attempt's model
+    diff: str = ""
+    files: tuple[str, ...] = ()  # paths the edits changed
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One append-only memory entry: an attempt's outcome, or a human verdict on one."""
+
+    id: str
+    kind: Literal["attempt", "verdict"]
+    ts: float
+    task: str
+    model: str
+    outcome: str  # an AttemptOutcome, or a VerdictKind for verdict records
+    features: str = ""  # Features.compact()
+    attempt: int = 0
+    cost_usd: float = 0.0
+    tokens: int = 0
+    seconds: float = 0.0
+    tests_passed: int | None = None
+    tests_failed: int | None = None
+    ref: str = ""  # verdicts: id of the attempt record judged
+    repo: str = ""  # owner/name when one memory serves many repos
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+
+@dataclass(frozen=True)
+class FixResult:
+    task: Task
+    outcome: Literal["fixed", "gave_up", "dry_run", "nothing_to_fix"]
+    reason: str
+    test_command: str
+    attempts: tuple[Attempt, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    baseline: TestRun | None = None
+    final: TestRun | None = None
+    branch: str | None = None
+    commit: str | None = None
+    records: tuple[Record, ...] = field(default=(), repr=False)
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(a.cost_usd for a in self.attempts)
+
+    @property
+    def model(self) -> str | None:
+        passed = [a for a in self.attempts if a.passed]
+        return passed[-1].model if passed else None

@@ -1,0 +1,290 @@
+"""LLM calls through litellm, and the offline `replay/<name>` provider.
+
+This is the only module that imports litellm, and it does so lazily: importing litellm costs
+about three seconds, so commands that make no LLM call never pay for it. Prices come from
+litellm's own price table, read as a JSON file so routing can price models without the import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .domain import Reply
+from .errors import LLMError, ReplayError
+
+log = logging.getLogger(__name__)
+
+REPLAY_PREFIX = "replay/"
+# Faults worth retrying on the same model; anything else moves on at once.
+TRANSIENT = ("RateLimitError", "Timeout", "APIConnectionError", "InternalServerError",
+             "ServiceUnavailableError", "BadGatewayError")
+CHARS_PER_TOKEN = 4  # rough size estimate, used only before a call (budgets, context)
+
+
+@dataclass(frozen=True)
+class Price:
+    input_per_token: float
+    output_per_token: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return prompt_tokens * self.input_per_token + completion_tokens * self.output_per_token
+
+
+# --- prices ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _litellm_price_table() -> dict[str, Any]:
+    """litellm's bundled price table, read without importing litellm."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = Path(list(spec.submodule_search_locations)[0]) / "model_prices_and_context_window_backup.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        log.warning("could not read litellm's price table at %s", path)
+        return {}
+
+
+def table_price(model: str) -> Price | None:
+    """The price litellm lists for `model` (with or without its provider prefix)."""
+    table = _litellm_price_table()
+    for key in (model, model.split("/", 1)[-1]):
+        entry = table.get(key)
+        if entry and "input_cost_per_token" in entry:
+            return Price(float(entry["input_cost_per_token"]),
+                         float(entry.get("output_cost_per_token", 0.0)))
+    return None
+
+
+def resolve_prices(models: Sequence[str], overrides: Mapping[str, Price],
+                   replay: Mapping[str, Price] | None = None) -> dict[str, Price | None]:
+    """Price every model: config override, then the replay file, then litellm's table.
+
+    A model with no known price maps to None and gets a warning: never a silent zero.
+    """
+    prices: dict[str, Price | None] = {}
+    for model in models:
+        price = overrides.get(model) or (replay or {}).get(model) or table_price(model)
+        if price is None:
+            log.warning("no price known for model %r: set one under models in "
+                        ".github/acr-bot.yml (input_cost_per_token, output_cost_per_token); "
+                        "the dollar cap cannot account for it in advance", model)
+        prices[model] = price
+    return prices
+
+
+def estimate_tokens(text: str) -> int:
+    return max(1, len(text) // CHARS_PER_TOKEN)
+
+
+# --- the replay provider --------------------------------------------------------------------
+
+
+@dataclass
+class ReplayBook:
+    """Scripted replies per model, loaded from a replay JSON file."""
+
+    path: Path
+    models: dict[str, dict[str, Any]]
+
+    @classmethod
+    def load(cls, path: Path) -> ReplayBook:
+        try:
+            data = json.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ReplayError(f"cannot read replay file {path}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ReplayError(f"replay file {path} is not valid JSON: {exc}") from None
+        models = data.get("models") if isinstance(data, dict) else None
+        if not isinstance(models, dict) or not models:
+            raise ReplayError(f"replay file {path} needs a non-empty \"models\" object")
+        for name, spec in models.items():
+            if not isinstance(spec, dict) or not isinstance(spec.get("replies"), list):
+                raise ReplayError(f"replay file {path}: model {name!r} needs a \"replies\" list")
+        return cls(Path(path), models)
+
+    def prices(self) -> dict[str, Price]:
+        out = {}
+        for name, spec in self.models.items():
+            if "input_cost_per_token" in spec:
+                out[REPLAY_PREFIX + name] = Price(float(spec["input_cost_per_token"]),
+                                                  float(spec.get("output_cost_per_token", 0.0)))
+        return out
+
+    def answer(self, name: str, prompt: str) -> dict[str, Any]:
+        """The first reply whose `match` regex is found in `prompt`, or that has no match."""
+        spec = self.models.get(name)
+        if spec is None:
+            raise ReplayError(f"replay file {self.path} has no model {name!r} "
+                              f"(it has: {', '.join(sorted(self.models))})")
+        for reply in spec["replies"]:
+            pattern = reply.get("match")
+            if pattern is None or re.search(pattern, prompt):
+                if reply.get("times") is not None:  # a reply that is used up after N calls
+                    if reply["times"] <= 0:
+                        continue
+                    reply["times"] -= 1
+                return reply
+        raise ReplayError(f"replay model {name!r} in {self.path} has no reply matching "
+                          f"this prompt (starts: {prompt[:80]!r})")
+
+
+def _make_handler(book: ReplayBook) -> Any:
+    """A litellm CustomLLM that answers from `book`; built lazily (it subclasses litellm)."""
+    from litellm import CustomLLM
+    from litellm.types.utils import Usage
+
+    class ReplayLLM(CustomLLM):
+        def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+            reply = book.answer(model, _last_user_text(messages))
+            _raise_fault(reply.get("fault"), model)
+            response = kwargs["model_response"]
+            response.choices[0].message.content = reply.get("text", "")
+            response.model = REPLAY_PREFIX + model
+            prompt = reply.get("prompt_tokens") or _count_tokens(messages)
+            completion = reply.get("completion_tokens") or _count_tokens(
+                [{"role": "assistant", "content": reply.get("text", "")}])
+            response.usage = Usage(prompt_tokens=prompt, completion_tokens=completion,
+                                   total_tokens=prompt + completion)
+            return response
+
+        async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+            return self.completion(model, messages, *args, **kwargs)
+
+    return ReplayLLM()
+
+
+def _last_user_text(messages: list) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else json.dumps(content)
+    return ""
+
+
+def _count_tokens(messages: list) -> int:
+    import litellm
+
+    return int(litellm.token_counter(model="gpt-4o", messages=messages))
+
+
+def _raise_fault(fault: str | None, model: str) -> None:
+    """Let a replay file script provider faults, so fault handling is tested offline."""
+    if not fault:
+        return
+    import litellm
+
+    kinds = {
+        "rate_limit": litellm.exceptions.RateLimitError,
+        "timeout": litellm.exceptions.Timeout,
+        "server_error": litellm.exceptions.InternalServerError,
+        "context_window": litellm.exceptions.ContextWindowExceededError,
+    }
+    if fault not in kinds:
+        raise ReplayError(f"unknown scripted fault {fault!r} (use one of {sorted(kinds)})")
+    raise kinds[fault](message=f"scripted {fault}", llm_provider="replay", model=model)
+
+
+# --- the client -----------------------------------------------------------------------------
+
+
+class LLMClient:
+    """Calls models through litellm with a timeout, bounded retries and real cost accounting."""
+
+    def __init__(self, *, timeout: float = 300, retries: int = 2, backoff: float = 2.0,
+                 replay_file: Path | None = None, api_bases: Mapping[str, str] | None = None,
+                 prices: Mapping[str, Price | None] | None = None) -> None:
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.api_bases = dict(api_bases or {})
+        self.prices = dict(prices or {})
+        self.replay = ReplayBook.load(replay_file) if replay_file else None
+        self._ready = False
+
+    def _setup(self) -> Any:
+        import litellm
+
+        if not self._ready:
+            litellm.suppress_debug_info = True
+            litellm.drop_params = True
+            logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+            if self.replay is not None:
+                litellm.custom_provider_map = [
+                    {"provider": "replay", "custom_handler": _make_handler(self.replay)}]
+            self._register_prices(litellm)
+            self._ready = True
+        return litellm
+
+    def _register_prices(self, litellm: Any) -> None:
+        """Make litellm's own cost accounting use replay and override prices."""
+        entries = {}
+        for model, price in self.prices.items():
+            if price is not None and (model.startswith(REPLAY_PREFIX) or table_price(model) != price):
+                entries[model] = {"input_cost_per_token": price.input_per_token,
+                                  "output_cost_per_token": price.output_per_token,
+                                  "litellm_provider": model.split("/", 1)[0]
+                                  if "/" in model else "openai", "mode": "chat"}
+        if entries:
+            litellm.register_model(entries)
+
+    def complete(self, model: str, messages: list[dict[str, str]]) -> Reply:
+        """One completion, retried on transient faults; raises LLMError when it gives up."""
+        litellm = self._setup()
+        started = time.monotonic()
+        for attempt in range(self.retries + 1):
+            try:
+                response = litellm.completion(model=model, messages=messages,
+                                              timeout=self.timeout,
+                                              api_base=self.api_bases.get(model))
+                return self._reply(model, response, time.monotonic() - started)
+            except Exception as exc:  # litellm raises many provider-specific types
+                _reraise_replay_error(exc)
+                name = type(exc).__name__
+                if name not in TRANSIENT or attempt == self.retries:
+                    raise LLMError(f"{model}: {name}: {_short(exc)}") from None
+                delay = self.backoff * (2 ** attempt)
+                log.warning("%s: %s, retrying in %.1f s", model, name, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _reply(self, model: str, response: Any, seconds: float) -> Reply:
+        text = (response.choices[0].message.content or "") if response.choices else ""
+        if not text.strip():
+            raise LLMError(f"{model}: the reply was empty")
+        usage = getattr(response, "usage", None)
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+        if cost is None:
+            price = self.prices.get(model)
+            cost = price.cost(prompt, completion) if price else 0.0
+            if price is None:
+                log.warning("%s: no cost reported and no price known; counting $0", model)
+        return Reply(model=model, text=text, prompt_tokens=prompt, completion_tokens=completion,
+                     cost_usd=float(cost), seconds=seconds)
+
+
+def _reraise_replay_error(exc: BaseException) -> None:
+    """litellm wraps errors raised inside a custom provider; a broken replay file is not a fault."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ReplayError):
+            raise ReplayError(str(seen)) from None
+        seen = seen.__cause__ or seen.__context__
+
+
+def _short(exc: Exception, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."

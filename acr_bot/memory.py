@@ -1,0 +1,230 @@
+"""The memory file: append-only attempt and verdict records in a tinydb JSON file.
+
+Records have unique ids and are never edited, so two copies merge by union with nothing lost.
+Writes are atomic (temp file + rename) and batched; a corrupt file or one from a newer schema
+is never overwritten. `compact` folds old records into per-model, per-cluster summaries.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+from tinydb.middlewares import CachingMiddleware
+from tinydb.storages import Storage
+
+from .domain import Record
+from .errors import MemoryFileError
+from .migrations import SCHEMA_VERSION, migrate
+
+RECORDS, SUMMARIES, META = "records", "summaries", "meta"
+# Short keys keep a record near 250 bytes; defaults are omitted on disk.
+KEYS = {"id": "id", "kind": "k", "ts": "ts", "task": "t", "model": "m", "outcome": "o",
+        "features": "f", "attempt": "n", "cost_usd": "c", "tokens": "tok", "seconds": "s",
+        "tests_passed": "tp", "tests_failed": "tf", "ref": "ref", "repo": "r"}
+LONG = {short: long for long, short in KEYS.items()}
+KIND_CODES = {"attempt": "a", "verdict": "v"}
+KIND_NAMES = {code: name for name, code in KIND_CODES.items()}
+DEFAULTS = {f.name: f.default for f in fields(Record)}
+
+
+def new_id() -> str:
+    """16 hex chars: time-ordered prefix + randomness, unique across concurrent writers."""
+    return f"{int(time.time()) & 0xFFFFFFFF:08x}{os.urandom(4).hex()}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What `compact` keeps of dropped records: counts per model and cluster."""
+
+    id: str
+    model: str
+    cluster: str  # e.g. "lang:python kind:bug"
+    attempts: int
+    passes: float
+    cost_usd: float
+    covers: tuple[str, ...]  # ids of the records folded in (so a merge never counts them twice)
+
+
+def encode(record: Record) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, short in KEYS.items():
+        value = getattr(record, name)
+        if name == "kind":
+            value = KIND_CODES[value]
+        elif name in ("cost_usd",) and value:
+            value = round(value, 6)
+        elif name == "seconds" and value:
+            value = round(value, 1)
+        elif name == "ts":
+            value = int(value)
+        if value != DEFAULTS.get(name) or name in ("id", "kind", "ts", "task", "model", "outcome"):
+            out[short] = value
+    return out
+
+
+def decode(doc: dict[str, Any]) -> Record:
+    values = {LONG[k]: v for k, v in doc.items() if k in LONG}
+    values["kind"] = KIND_NAMES.get(values.get("kind", "a"), "attempt")
+    return Record(**values)
+
+
+def encode_summary(s: Summary) -> dict[str, Any]:
+    return {"id": s.id, "m": s.model, "cl": s.cluster, "n": s.attempts, "p": s.passes,
+            "c": round(s.cost_usd, 6), "cov": list(s.covers)}
+
+
+def decode_summary(doc: dict[str, Any]) -> Summary:
+    return Summary(doc["id"], doc["m"], doc.get("cl", ""), int(doc["n"]), float(doc["p"]),
+                   float(doc.get("c", 0.0)), tuple(doc.get("cov", ())))
+
+
+class AtomicJSONStorage(Storage):
+    """tinydb storage that validates on read and replaces the file atomically on write."""
+
+    def __init__(self, path: str, **_: Any) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MemoryFileError(f"{self.path}: cannot be read ({exc})") from None
+        if not text.strip():
+            raise MemoryFileError(f"{self.path}: the file is empty (truncated?); it was left "
+                                  "untouched. Restore it from git or move it away.")
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise MemoryFileError(f"{self.path}: not valid JSON ({exc}); the file was left "
+                                  "untouched. Restore it from git (git checkout -- <file>) "
+                                  "or move it away to start a fresh memory.") from None
+        if not isinstance(data, dict):
+            raise MemoryFileError(f"{self.path}: expected a JSON object of tables")
+        return data
+
+    def write(self, data: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(data, out, separators=(",", ":"))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def close(self) -> None:
+        pass
+
+
+class Memory:
+    """Records in memory plus the file they came from; `save` writes them back in one batch."""
+
+    def __init__(self, path: Path | None, records: Sequence[Record] = (),
+                 summaries: Sequence[Summary] = (), version: int = SCHEMA_VERSION) -> None:
+        self.path = Path(path) if path else None
+        self.records: list[Record] = list(records)
+        self.summaries: list[Summary] = list(summaries)
+        self.version = version
+        self.pending: list[Record] = []
+
+    @classmethod
+    def load(cls, path: Path) -> Memory:
+        """Read `path` (a missing file is an empty memory). Raises MemoryFileError if corrupt."""
+        data = AtomicJSONStorage(str(path)).read()
+        if data is None:
+            return cls(path)
+        version, data = migrate(data, str(path))
+        records = [_decode_checked(doc, path) for doc in data.get(RECORDS, {}).values()]
+        summaries = [decode_summary(doc) for doc in data.get(SUMMARIES, {}).values()]
+        return cls(path, records, summaries, version)
+
+    def add(self, records: Iterable[Record]) -> None:
+        """Queue records; `save` writes them (one write per run, not one per record)."""
+        self.pending.extend(records)
+
+    def all_records(self) -> list[Record]:
+        return self.records + self.pending
+
+    def save(self) -> int:
+        """Union this memory (and pending records) with the file on disk; write atomically.
+
+        Returns how many records are in the file afterwards.
+        """
+        if self.path is None:
+            raise MemoryFileError("this memory has no file to save to")
+        self._check_writable()
+        with _locked(self.path):
+            on_disk = Memory.load(self.path)
+            if on_disk.version > SCHEMA_VERSION:
+                self.version = on_disk.version
+                self._check_writable()
+            merged = merge(on_disk, self)
+            write(self.path, merged)
+        self.records, self.summaries, self.pending = merged.records, merged.summaries, []
+        return len(self.records)
+
+    def _check_writable(self) -> None:
+        if self.version > SCHEMA_VERSION:
+            raise MemoryFileError(
+                f"{self.path}: written by a newer acr-bot (schema {self.version}, this one "
+                f"knows {SCHEMA_VERSION}); upgrade acr-bot to write to it. It was not changed.")
+
+
+def _decode_checked(doc: Any, path: Path) -> Record:
+    try:
+        return decode(doc)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise MemoryFileError(f"{path}: a record is malformed ({exc}): {str(doc)[:120]}") from None
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An advisory lock so two local runs do not interleave their read-merge-write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def write(path: Path, memory: Memory) -> None:
+    """Replace `path` with exactly `memory`'s records, through tinydb, in one atomic write."""
+    # The caching middleware holds every change in memory; close() flushes them in one write.
+    db = TinyDB(str(path), storage=CachingMiddleware(AtomicJSONStorage))
+    try:
+        db.drop_tables()
+        db.table(META).insert({"schema_version": SCHEMA_VERSION})
+        db.table(RECORDS).insert_multiple(encode(r) for r in memory.all_records())
+        db.table(SUMMARIES).insert_multiple(encode_summary(s) for s in memory.summaries)
+    finally:
+        db.close()
+
+
+def merge(a: Memory, b: Memory) -> Memory:
+    """Union by id: nothing is lost; records folded into a summary are not counted twice."""
+    summaries = {s.id: s for s in [*a.summaries, *b.summaries]}
+    covered = {rid for s in summaries.values() for rid in s.covers}
+    records: dict[str, Record] = {}
+    for record in [*a.all_records(), *b.all_records()]:
+        if record.id not in covered:
+            records.setdefault(record.id, record)
+    ordered = sorted(records.values(), key=lambda r: (r.ts, r.id))
+    return Memory(a.path or b.path, ordered, sorted(summaries.values(), key=lambda s: s.id),
+                  max(a.version, b.version))

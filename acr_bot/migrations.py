@@ -1,0 +1,50 @@
+"""Ordered, named schema steps for the memory file. Each takes and returns the raw tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .errors import MemoryFileError
+
+Tables = dict[str, Any]
+
+
+def m001_records_table(data: Tables) -> Tables:
+    """Files without a schema (hand-written, or plain tinydb) kept records in `_default`."""
+    records = dict(data.get("records", {}))
+    for key, doc in data.get("_default", {}).items():
+        records.setdefault(f"d{key}", doc)
+    return {k: v for k, v in data.items() if k != "_default"} | {"records": records}
+
+
+def m002_record_kind(data: Tables) -> Tables:
+    """Every record names its kind; records before verdicts existed were all attempts."""
+    records = {key: {"k": "a", **doc} for key, doc in data.get("records", {}).items()}
+    return data | {"records": records}
+
+
+MIGRATIONS: list[Callable[[Tables], Tables]] = [m001_records_table, m002_record_kind]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def version_of(data: Tables, origin: str) -> int:
+    meta = data.get("meta") or {}
+    docs = list(meta.values()) if isinstance(meta, dict) else []
+    if not docs:
+        return 0
+    version = docs[0].get("schema_version") if isinstance(docs[0], dict) else None
+    if not isinstance(version, int) or version < 0:
+        raise MemoryFileError(f"{origin}: schema_version is {version!r}, expected an integer")
+    return version
+
+
+def migrate(data: Tables, origin: str) -> tuple[int, Tables]:
+    """Bring `data` up to SCHEMA_VERSION. A newer file is returned as is, with its version."""
+    version = version_of(data, origin)
+    for table in ("records", "summaries", "_default"):
+        if table in data and not isinstance(data[table], dict):
+            raise MemoryFileError(f"{origin}: table {table!r} is not a JSON object")
+    for step in MIGRATIONS[version:]:
+        data = step(data)
+    return max(version, SCHEMA_VERSION), data

@@ -1,0 +1,73 @@
+"""Text for humans: the routing explanation, the attempts table, the result summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .domain import Attempt, Decision, FixResult, TestRun
+
+
+def _usd(value: float | None) -> str:
+    return "?" if value is None else f"${value:.4f}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool = False) -> str:
+    """A plain-text (aligned) or Markdown table."""
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*row) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def explain_decision(decision: Decision, markdown: bool = False) -> str:
+    """Why this model: each candidate's estimates, and the nearest past tasks."""
+    lines = [f"Chose {decision.model} ({decision.policy}): {decision.reason}"]
+    if decision.estimates:
+        rows = [[e.model + (" *" if e.model == decision.model else ""), f"{e.p_pass:.2f}",
+                 _usd(e.exp_cost_usd), f"{e.utility:+.3f}", f"{e.neighbours:.1f}", str(e.records)]
+                for e in sorted(decision.estimates, key=lambda e: -e.utility)]
+        lines.append(table(["model", "P(pass)", "exp. $", "utility", "neighbours", "records"],
+                           rows, markdown))
+    if decision.neighbours:
+        lines.append("Nearest past tasks:")
+        lines += [f"  {n.similarity:.2f}  {n.task}  {n.outcomes}" for n in decision.neighbours]
+    return "\n".join(lines)
+
+
+def attempts_table(attempts: Sequence[Attempt], markdown: bool = False) -> str:
+    rows = [[str(a.number), a.model, a.outcome, f"{a.seconds:.1f}",
+             str(a.prompt_tokens + a.completion_tokens), _usd(a.cost_usd), a.detail[:80]]
+            for a in attempts]
+    total_s = sum(a.seconds for a in attempts)
+    total_t = sum(a.prompt_tokens + a.completion_tokens for a in attempts)
+    rows.append(["", "total", "", f"{total_s:.1f}", str(total_t),
+                 _usd(sum(a.cost_usd for a in attempts)), ""])
+    return table(["#", "model", "outcome", "seconds", "tokens", "$", "detail"], rows, markdown)
+
+
+def run_summary(run: TestRun | None) -> str:
+    if run is None:
+        return "not run"
+    if run.timed_out:
+        return f"timed out after {run.seconds:.0f} s"
+    counts = run.counts
+    tail = (f"{counts.passed} passed, {counts.failed + counts.errors} failed, "
+            f"{counts.skipped} skipped" if counts else "counts unknown")
+    return f"exit {run.exit_code}; {tail}"
+
+
+def result_summary(result: FixResult) -> str:
+    lines = [f"Outcome: {result.outcome} - {result.reason}"]
+    if result.attempts:
+        lines.append(attempts_table(result.attempts))
+    lines.append(f"Tests before: {run_summary(result.baseline)}")
+    if result.final is not None:
+        lines.append(f"Tests after:  {run_summary(result.final)}")
+    if result.branch:
+        lines.append(f"Branch: {result.branch} ({(result.commit or '')[:12]})")
+    return "\n".join(lines)

@@ -1,0 +1,367 @@
+"""Test results: read them (JUnit XML, or runners' summary lines) and judge a patch by them.
+
+Pure functions on text and TestRun values; running commands is acr_bot.verifier's job.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from acr_bot.domain import TestCounts, TestRun, Verdict
+
+# A JUnit file larger than this is not worth holding in memory: fall back to the output.
+MAX_JUNIT_BYTES = 50_000_000
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+# Worst status wins when one id is reported twice (a test that failed and then errored at teardown).
+_RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
+
+
+@dataclass(frozen=True)
+class Results:
+    """What one run's tests did. Ids are empty when the runner does not name its tests."""
+
+    counts: TestCounts
+    passed_ids: frozenset[str] = frozenset()
+    failed_ids: frozenset[str] = frozenset()  # failures and errors
+    skipped_ids: frozenset[str] = frozenset()
+
+    def __add__(self, other: Results) -> Results:
+        """Both runs' results together (two runners in one command)."""
+        a, b = self.counts, other.counts
+        counts = TestCounts(
+            a.passed + b.passed, a.failed + b.failed, a.skipped + b.skipped, a.errors + b.errors
+        )
+        return Results(
+            counts,
+            self.passed_ids | other.passed_ids,
+            self.failed_ids | other.failed_ids,
+            self.skipped_ids | other.skipped_ids,
+        )
+
+
+def parse_junit(path: Path) -> Results | None:
+    """Results from a JUnit XML file; None when it is missing, too big, or not JUnit."""
+    try:
+        if path.stat().st_size > MAX_JUNIT_BYTES:
+            return None
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError, ValueError):
+        return None
+    if root.tag not in ("testsuites", "testsuite"):
+        return None
+    statuses: dict[str, str] = {}
+    anonymous_errors = 0
+    for case in root.iter("testcase"):
+        status = _case_status(case)
+        classname, name = case.get("classname", ""), case.get("name", "")
+        if not classname and status == "error":
+            # pytest reports a module that failed to import as an error with no class: it is
+            # not a test, so fixing the import must not count as "removing" it.
+            anonymous_errors += 1
+            continue
+        test_id = f"{classname}::{name}" if classname else name
+        old = statuses.get(test_id)
+        if old is None or _RANK[status] > _RANK[old]:
+            statuses[test_id] = status
+    return _from_statuses(statuses, anonymous_errors)
+
+
+def _case_status(case: ET.Element) -> str:
+    """passed, failed, error or skipped, from a <testcase>'s children."""
+    tags = {child.tag for child in case}
+    for tag, status in (("error", "error"), ("failure", "failed"), ("skipped", "skipped")):
+        if tag in tags:
+            return status
+    return "passed"
+
+
+def _from_statuses(statuses: dict[str, str], extra_errors: int = 0) -> Results:
+    """Results from a map of test id to status."""
+
+    def having(*wanted: str) -> frozenset[str]:
+        return frozenset(t for t, s in statuses.items() if s in wanted)
+
+    values = list(statuses.values())
+    counts = TestCounts(
+        passed=values.count("passed"),
+        failed=values.count("failed"),
+        skipped=values.count("skipped"),
+        errors=values.count("error") + extra_errors,
+    )
+    return Results(counts, having("passed"), having("failed", "error"), having("skipped"))
+
+
+def parse_output(text: str) -> Results | None:
+    """Results from a runner's console output; None when no known summary is found.
+
+    Every recognised format is added up, so `make test` running two runners counts both.
+    """
+    text = _ANSI.sub("", text)
+    found = [r for parse in _PARSERS if (r := parse(text)) is not None]
+    if not found:
+        return None
+    total = found[0]
+    for more in found[1:]:
+        total = total + more
+    return total
+
+
+# pytest: "3 passed, 1 failed, 2 skipped in 0.12s", with or without the "===" rule around it.
+_PYTEST_WORDS = r"passed|failed|skipped|errors?|xfailed|xpassed|deselected|warnings?|rerun"
+_PYTEST_LINE = re.compile(
+    rf"^=*[ \t]*(?P<body>(?:\d+ (?:{_PYTEST_WORDS})(?:, )?)+|no tests ran)"
+    rf" in [\d.]+s\b[^\n]*$",
+    re.MULTILINE,
+)
+_PYTEST_ITEM = re.compile(r"(\d+) (\w+)")
+_PYTEST_KINDS = {
+    "passed": "passed",
+    "xpassed": "passed",
+    "failed": "failed",
+    "skipped": "skipped",
+    "xfailed": "skipped",
+    "error": "errors",
+    "errors": "errors",
+}
+
+
+def parse_pytest(text: str) -> Results | None:
+    """Counts from pytest's last summary line (earlier ones may come from nested runs)."""
+    lines = list(_PYTEST_LINE.finditer(text))
+    if not lines:
+        return None
+    return Results(_tally(_PYTEST_ITEM.findall(lines[-1]["body"]), _PYTEST_KINDS))
+
+
+def _tally(items: Iterable[tuple[str, str]], kinds: dict[str, str]) -> TestCounts:
+    """TestCounts from ("3", "passed") pairs; words not in `kinds` are ignored."""
+    totals = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
+    for number, word in items:
+        if word in kinds:
+            totals[kinds[word]] += int(number)
+    return TestCounts(**totals)
+
+
+_GO_RUN = re.compile(r"^=== RUN", re.MULTILINE)
+_GO_RESULT = re.compile(r"^[ \t]*--- (PASS|FAIL|SKIP): (\S+)", re.MULTILINE)
+_GO_STATUS = {"PASS": "passed", "FAIL": "failed", "SKIP": "skipped"}
+
+
+def parse_go(text: str) -> Results | None:
+    """Results from `go test -v` output (`--- PASS: TestX`), subtests included."""
+    # Without -v go prints only failures, so a fixed test would look "removed": do not guess.
+    if not _GO_RUN.search(text):
+        return None
+    statuses: dict[str, str] = {}
+    for word, name in _GO_RESULT.findall(text):
+        statuses[name] = _GO_STATUS[word]
+    return _from_statuses(statuses) if statuses else None
+
+
+_CARGO_TOTAL = re.compile(
+    r"^test result: (?:ok|FAILED)\. (\d+) passed; (\d+) failed; (\d+) ignored;", re.MULTILINE
+)
+_CARGO_TEST = re.compile(r"^test (.+?) \.\.\. (ok|FAILED|ignored)\b", re.MULTILINE)
+_CARGO_STATUS = {"ok": "passed", "FAILED": "failed", "ignored": "skipped"}
+
+
+def parse_cargo(text: str) -> Results | None:
+    """Results from `cargo test`: every "test result:" line (one per test binary) added up."""
+    totals = _CARGO_TOTAL.findall(text)
+    if not totals:
+        return None
+    passed, failed, ignored = (sum(int(t[i]) for t in totals) for i in range(3))
+    ids = Results(TestCounts())
+    if tests := _CARGO_TEST.findall(text):
+        ids = _from_statuses({name: _CARGO_STATUS[word] for name, word in tests})
+    return Results(
+        TestCounts(passed=passed, failed=failed, skipped=ignored),
+        ids.passed_ids,
+        ids.failed_ids,
+        ids.skipped_ids,
+    )
+
+
+_JEST_LINE = re.compile(r"^Tests:[ \t]+([^\n]*\d+ total)[ \t]*$", re.MULTILINE)
+_VITEST_LINE = re.compile(
+    r"^[ \t]*Tests[ \t]{2,}((?:\d+ \w+(?: \| )?)+)[ \t]*\(\d+\)", re.MULTILINE
+)
+_JS_KINDS = {"passed": "passed", "failed": "failed", "skipped": "skipped", "todo": "skipped"}
+
+
+def parse_jest(text: str) -> Results | None:
+    """Counts from jest's "Tests: 1 failed, 3 passed, 4 total" (or vitest's "Tests  3 passed")."""
+    lines = _JEST_LINE.findall(text) or _VITEST_LINE.findall(text)
+    if not lines:
+        return None
+    return Results(_tally(_PYTEST_ITEM.findall(lines[-1]), _JS_KINDS))
+
+
+_MOCHA_PASSING = re.compile(r"^[ \t]*(\d+) passing\b", re.MULTILINE)
+_MOCHA_OTHER = re.compile(r"^[ \t]*(\d+) (failing|pending)[ \t]*$", re.MULTILINE)
+
+
+def parse_mocha(text: str) -> Results | None:
+    """Counts from mocha's "3 passing (5ms)", "1 failing", "2 pending"."""
+    passing = list(_MOCHA_PASSING.finditer(text))
+    if not passing:
+        return None
+    last = passing[-1]
+    items = [(last[1], "passing"), *_MOCHA_OTHER.findall(text, last.end())]
+    kinds = {"passing": "passed", "failing": "failed", "pending": "skipped"}
+    return Results(_tally(items, kinds))
+
+
+_PARSERS: tuple[Callable[[str], Results | None], ...] = (
+    parse_pytest,
+    parse_go,
+    parse_cargo,
+    parse_jest,
+    parse_mocha,
+)
+
+
+# --- judging a patch -------------------------------------------------------------------------
+
+_SHOWN_IDS = 5
+
+
+def judge(baseline: TestRun, after: TestRun) -> Verdict:
+    """Accept `after` only if it is green and lost nothing that ran at `baseline`."""
+    problem = (
+        _exit_problem(after)
+        or _lost_results(baseline, after)
+        or _id_problem(baseline, after)
+        or _count_problem(baseline, after)
+    )
+    if problem:
+        return Verdict(passed=False, reason=problem, run=after)
+    return Verdict(passed=True, reason=_pass_reason(baseline, after), run=after)
+
+
+def _exit_problem(after: TestRun) -> str | None:
+    """Why the run failed by its exit code alone, if it did."""
+    if after.timed_out:
+        return f"timed out after {after.seconds:.0f} s"
+    if after.exit_code == 0:
+        return None
+    head = f"exit {after.exit_code}"
+    if after.failed_ids:
+        return f"{head}; {len(after.failed_ids)} failed: {_some(after.failed_ids)}"
+    if after.counts is None:
+        return f"{head}; no test results could be read"
+    if after.counts.failed or after.counts.errors:
+        return f"{head}; {describe_counts(after.counts)}"
+    return head
+
+
+def _lost_results(baseline: TestRun, after: TestRun) -> str | None:
+    """A problem if the baseline's results could be read but the patched run's cannot."""
+    had_ids = bool(baseline.passed_ids | baseline.failed_ids)
+    has_ids = bool(after.passed_ids | after.failed_ids | after.skipped_ids)
+    if (baseline.counts is not None and after.counts is None) or (had_ids and not has_ids):
+        ran = baseline.counts.ran if baseline.counts else len(baseline.passed_ids)
+        return f"no test results could be read after the patch ({_tests(ran)} ran before)"
+    return None
+
+
+def _id_problem(baseline: TestRun, after: TestRun) -> str | None:
+    """The first test, by id, that regressed, disappeared or still fails."""
+    before_ran = baseline.passed_ids | baseline.failed_ids
+    if not before_ran:
+        return None  # the runner names no tests: counts decide
+    if broken := baseline.passed_ids & after.failed_ids:
+        fail = _verb(broken, "fail")
+        return f"{_tests(len(broken))} that passed before now {fail}: {_some(broken)}"
+    if gone := before_ran - after.passed_ids - after.failed_ids:
+        were = "were" if len(gone) > 1 else "was"
+        return f"{_tests(len(gone))} that ran before {were} skipped or removed: {_some(gone)}"
+    if after.failed_ids:
+        return f"exit 0 but {_tests(len(after.failed_ids))} failed: {_some(after.failed_ids)}"
+    return None
+
+
+def _count_problem(baseline: TestRun, after: TestRun) -> str | None:
+    """A problem visible in the counts: fewer tests ran, or failures behind an exit code of 0."""
+    before, now = baseline.counts, after.counts
+    if before is None or now is None:
+        return None
+    if now.ran < before.ran:
+        return (
+            f"fewer tests ran: {before.ran} before, {now.ran} after"
+            " (deleting or skipping tests is not a fix)"
+        )
+    if now.failed or now.errors:
+        return f"exit 0 but {describe_counts(now)}"
+    return None
+
+
+def _pass_reason(baseline: TestRun, after: TestRun) -> str:
+    """One line saying why the patch passed."""
+    if after.counts is None:
+        return "exit 0 (no test results could be read; judged by the exit code alone)"
+    before = f" (before: {describe_counts(baseline.counts)})" if baseline.counts else ""
+    return f"exit 0; {describe_counts(after.counts)}{before}"
+
+
+def describe_counts(counts: TestCounts) -> str:
+    """Counts as "3 passed, 1 failed, 2 skipped", leaving out zeros."""
+    parts = [
+        f"{counts.passed} passed" if counts.passed else "",
+        f"{counts.failed} failed" if counts.failed else "",
+        f"{counts.errors} error{'s' if counts.errors > 1 else ''}" if counts.errors else "",
+        f"{counts.skipped} skipped" if counts.skipped else "",
+    ]
+    return ", ".join(p for p in parts if p) or "no tests"
+
+
+def _tests(n: int) -> str:
+    """The phrase "1 test" or "3 tests"."""
+    return f"{n} test" if n == 1 else f"{n} tests"
+
+
+def _verb(ids: frozenset[str], verb: str) -> str:
+    """`verb` agreeing with how many `ids` there are: "fails" or "fail"."""
+    return f"{verb}s" if len(ids) == 1 else verb
+
+
+def _some(ids: frozenset[str], shown: int = _SHOWN_IDS) -> str:
+    """The first few ids, sorted, and how many more there are."""
+    ordered = sorted(ids)
+    more = f", ... (+{len(ordered) - shown} more)" if len(ordered) > shown else ""
+    return ", ".join(ordered[:shown]) + more
+
+
+def failure_feedback(verdict: Verdict, limit: int = 6000) -> str:
+    """A message for the model: why the patch was rejected, what fails, and the output's end."""
+    if verdict.passed:
+        return f"The tests passed: {verdict.reason}"
+    lines = [f"The patch was rejected: {verdict.reason}"]
+    failing = sorted(verdict.run.failed_ids)
+    if failing:
+        lines.append("Failing tests:")
+        lines += [f"- {test_id}" for test_id in failing[:20]]
+        if len(failing) > 20:
+            lines.append(f"- ... and {len(failing) - 20} more")
+    lines.append("Fix the code under test; deleting, skipping or weakening tests is rejected.")
+    head = "\n".join(lines)[:limit]
+    title = "\n\nEnd of the test output:\n"
+    tail = _tail(verdict.run.output, limit - len(head) - len(title))
+    return head + title + tail if tail else head
+
+
+def _tail(text: str, budget: int) -> str:
+    """The last `budget` chars of `text`, starting at a line boundary when one is near."""
+    text = text.rstrip()
+    if budget <= 0 or not text:
+        return ""
+    if len(text) <= budget:
+        return text
+    tail = text[-budget:]
+    newline = tail.find("\n")
+    return tail[newline + 1 :] if 0 <= newline < 200 else tail

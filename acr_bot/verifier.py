@@ -1,0 +1,406 @@
+"""Run the repo's own tests (locally, bounded in time and output) and judge a patch by them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import shlex
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+from acr_bot.domain import TestRun
+from acr_bot.errors import VerifyError
+from acr_bot.testresults import Results, failure_feedback, judge, parse_junit, parse_output
+
+# judge and failure_feedback live with the result parsing (pure functions on TestRuns) but are
+# part of the verifier's interface.
+__all__ = [
+    "SECRET_PATTERNS",
+    "SECRET_VALUE_PATTERNS",
+    "LocalSandbox",
+    "OutputBuffer",
+    "Sandbox",
+    "clean_output",
+    "detect_test_command",
+    "failure_feedback",
+    "is_secret",
+    "judge",
+    "run_command",
+    "scrub_env",
+]
+
+# --- secrets ---------------------------------------------------------------------------------
+
+# Matched against variable NAMES, case-insensitively. Broad on purpose: a test suite never needs
+# a credential of the bot's, and a leaked token is worse than a skipped integration test.
+SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"(?:_TOKEN|_KEY|_SECRETS?|_PASSWORD|_PASS|_CREDENTIALS|_API_KEY)$", re.IGNORECASE),
+    re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD", re.IGNORECASE),
+    re.compile(r"^(?:GITHUB_TOKEN|GH_TOKEN|GH_ENTERPRISE_TOKEN|GITHUB_PAT)$", re.IGNORECASE),
+    # Actions runtime tokens, Action inputs (they include the github-token), our own settings.
+    re.compile(r"^(?:ACTIONS_|INPUT_|ACR_)", re.IGNORECASE),
+)
+# Matched against VALUES, whatever the name: well-known token formats. The second pattern finds
+# tokens embedded in longer values, such as https://x-access-token:ghs_...@github.com.
+SECRET_VALUE_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"^\s*(?:gh[opsur]_|github_pat_|sk-|xox[abprs]-|AKIA)"),
+    re.compile(
+        r"\b(?:gh[opsur]_[A-Za-z0-9]{20,}|github_pat_\w{20,}|sk-[\w-]{20,}"
+        r"|xox[abprs]-[\w-]{10,}|AKIA[0-9A-Z]{16})"
+    ),
+)
+
+
+def is_secret(name: str, value: str) -> bool:
+    """Whether an environment variable may carry a credential, by its name or its value."""
+    return any(p.search(name) for p in SECRET_PATTERNS) or any(
+        p.search(value) for p in SECRET_VALUE_PATTERNS
+    )
+
+
+def scrub_env(env: Mapping[str, str]) -> dict[str, str]:
+    """A copy of `env` without the variables that may carry credentials."""
+    return {name: value for name, value in env.items() if not is_secret(name, value)}
+
+
+# --- which command runs the tests ------------------------------------------------------------
+
+PYTEST_COMMAND = "python -m pytest -q"
+_NPM_PLACEHOLDER = "no test specified"  # npm init's `echo "Error: no test specified" && exit 1`
+_PYTEST_CONFIGS = (
+    ("pyproject.toml", re.compile(r"^\s*\[tool\.pytest", re.MULTILINE)),
+    ("setup.cfg", re.compile(r"^\s*\[tool:pytest\]", re.MULTILINE)),
+    ("tox.ini", re.compile(r"^\s*\[pytest\]", re.MULTILINE)),
+)
+# `test:` or `lint test:`, but not the assignments `test := x` or `test ::= x`.
+_MAKE_TEST = re.compile(
+    r"^(?:[\w./-]+[ \t]+)*test(?:[ \t]+[\w./-]+)*[ \t]*(?::(?![:=])|::(?!=))", re.MULTILINE
+)
+
+
+def detect_test_command(root: Path) -> str | None:
+    """The command that runs the repo's tests, guessed from its files; None if none is known."""
+    checks = (
+        (_uses_pytest, PYTEST_COMMAND),
+        (_has_npm_test, "npm test"),
+        (lambda r: (r / "go.mod").is_file(), "go test ./..."),
+        (lambda r: (r / "Cargo.toml").is_file(), "cargo test"),
+        (_has_make_test, "make test"),
+    )
+    return next((command for check, command in checks if check(root)), None)
+
+
+def _read(path: Path, limit: int = 1_000_000) -> str:
+    """The start of a text file, or "" when it cannot be read."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            return handle.read(limit)
+    except OSError:
+        return ""
+
+
+def _uses_pytest(root: Path) -> bool:
+    """Whether the repo is configured for pytest or has pytest-style test files."""
+    if (root / "pytest.ini").is_file() or (root / "conftest.py").is_file():
+        return True
+    if any(pattern.search(_read(root / name)) for name, pattern in _PYTEST_CONFIGS):
+        return True
+    return any(_has_python_tests(root / folder) for folder in ("tests", "test"))
+
+
+def _has_python_tests(folder: Path) -> bool:
+    """Whether `folder` holds a test_*.py or *_test.py file at any depth."""
+    if not folder.is_dir():
+        return False
+    try:
+        return any(
+            p.name.startswith("test_") or p.name.endswith("_test.py") for p in folder.rglob("*.py")
+        )
+    except OSError:
+        return False
+
+
+def _has_npm_test(root: Path) -> bool:
+    """Whether package.json has a real `scripts.test`, not npm init's placeholder."""
+    try:
+        data = json.loads(_read(root / "package.json") or "null")
+    except ValueError:
+        return False
+    scripts = data.get("scripts") if isinstance(data, dict) else None
+    test = scripts.get("test") if isinstance(scripts, dict) else None
+    return isinstance(test, str) and bool(test.strip()) and _NPM_PLACEHOLDER not in test
+
+
+def _has_make_test(root: Path) -> bool:
+    """Whether a Makefile defines a `test` target."""
+    names = ("GNUmakefile", "makefile", "Makefile")
+    return any(_MAKE_TEST.search(_read(root / name)) for name in names)
+
+
+# --- running a command -----------------------------------------------------------------------
+
+_CHUNK = 32_768
+_KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class OutputBuffer:
+    """Keeps the first and last `limit // 2` bytes of a stream, however long it is."""
+
+    def __init__(self, limit: int) -> None:
+        self.head_limit = max(limit, 0) // 2
+        self.tail_limit = max(limit, 0) - self.head_limit
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def write(self, chunk: bytes) -> None:
+        """Add `chunk`, dropping the middle of the stream once the buffer is full."""
+        self.total += len(chunk)
+        room = self.head_limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            del self.tail[: max(len(self.tail) - self.tail_limit, 0)]
+
+    def text(self) -> str:
+        """The kept output as clean text, with a marker where bytes were dropped."""
+        omitted = self.total - len(self.head) - len(self.tail)
+        if not omitted:
+            return clean_output(bytes(self.head + self.tail))
+        marker = f"\n... [{omitted} bytes omitted] ...\n"
+        return clean_output(bytes(self.head)) + marker + clean_output(bytes(self.tail))
+
+
+def clean_output(raw: bytes) -> str:
+    """Bytes as text fit for a log or a prompt: no colour codes, NULs or other control chars."""
+    text = _ANSI.sub("", raw.decode("utf-8", errors="replace"))
+    # A lone \r redraws a progress line; as a newline it keeps each state readable.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub("", text)
+
+
+def run_command(
+    command: str,
+    cwd: Path,
+    *,
+    timeout: float,
+    env: Mapping[str, str],
+    max_output: int = 64_000,
+) -> TestRun:
+    """Run `command` with /bin/sh in `cwd`, killed after `timeout` s; read its test results.
+
+    A failing or hanging command is a result, not an error: VerifyError means it never started.
+    """
+    if not cwd.is_dir():
+        raise VerifyError(f"cannot run the tests: {cwd} is not a directory")
+    # The JUnit file lives outside the checkout so it never shows up in the patch or in git.
+    with tempfile.TemporaryDirectory(prefix="acr-junit-") as tmp:
+        junit = Path(tmp) / "junit.xml"
+        code, seconds, output = _execute(command, cwd, timeout, _with_junit(env, junit), max_output)
+        results = parse_junit(junit) or parse_output(output)
+    return _test_run(command, code, seconds, output, results)
+
+
+def _with_junit(env: Mapping[str, str], junit: Path) -> dict[str, str]:
+    """`env` plus a PYTEST_ADDOPTS that makes any pytest the command starts write JUnit XML."""
+    merged = dict(env)
+    # An env var, not an argument: it reaches pytest even through make or a shell script.
+    extra = f"--junitxml={shlex.quote(str(junit))}"
+    merged["PYTEST_ADDOPTS"] = f"{merged.get('PYTEST_ADDOPTS', '')} {extra}".strip()
+    return merged
+
+
+def _test_run(
+    command: str, code: int | None, seconds: float, output: str, results: Results | None
+) -> TestRun:
+    """A TestRun from what the command did and what its results said."""
+    if results is None:
+        return TestRun(command, code, round(seconds, 3), output)
+    return TestRun(
+        command,
+        code,
+        round(seconds, 3),
+        output,
+        counts=results.counts,
+        passed_ids=results.passed_ids,
+        failed_ids=results.failed_ids,
+        skipped_ids=results.skipped_ids,
+    )
+
+
+def _execute(
+    command: str, cwd: Path, timeout: float, env: Mapping[str, str], max_output: int
+) -> tuple[int | None, float, str]:
+    """Run `command`; return its exit code (None: timed out), its duration and its output."""
+    start = time.monotonic()
+    proc = _spawn(command, cwd, env)
+    assert proc.stdout is not None
+    sink, stop = OutputBuffer(max_output), threading.Event()
+    reader = threading.Thread(
+        target=_pump, args=(proc.stdout.fileno(), sink, stop), name="acr-output", daemon=True
+    )
+    reader.start()
+    try:
+        code = _wait(proc, timeout)
+    except BaseException:
+        # Ctrl-C reaches only our own process group: the command's session would outlive us.
+        _kill_group(proc)
+        raise
+    finally:
+        _stop_reader(reader, stop)
+        proc.stdout.close()
+    return code, time.monotonic() - start, sink.text()
+
+
+def _spawn(command: str, cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start `command` in a new session, so its whole process tree can be killed as one group."""
+    try:
+        return subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except (OSError, ValueError) as exc:  # ValueError: a NUL or "=" in the environment
+        raise VerifyError(f"cannot run the tests ({command!r} in {cwd}): {exc}") from exc
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """The command's exit code, or None if it ran past `timeout`; nothing it started survives."""
+    try:
+        code: int | None = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    # Also after a clean exit: a server left running (`cmd &`) would hold our pipe open and leak
+    # into the next attempt.
+    _kill_group(proc)
+    return code
+
+
+def _pump(fd: int, sink: OutputBuffer, stop: threading.Event) -> None:
+    """Copy the command's output into `sink` until EOF, or until `stop` is set."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while not stop.is_set():
+            if not selector.select(timeout=0.1):
+                continue
+            chunk = os.read(fd, _CHUNK)
+            if not chunk:
+                return
+            sink.write(chunk)
+
+
+def _stop_reader(reader: threading.Thread, stop: threading.Event) -> None:
+    """Let the reader drain the pipe, then stop it even if someone still holds the pipe open."""
+    # Once the group is dead the pipe hits EOF at once; only a process that left the group
+    # (setsid, a daemon) can keep it open, and we do not wait for that.
+    reader.join(timeout=1.0)
+    stop.set()
+    reader.join()
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the command's process group, then SIGKILL whatever outlives the grace period."""
+    if not _group_alive(proc):
+        return
+    _signal_group(proc.pid, signal.SIGTERM)
+    _wait_group(proc, _KILL_GRACE)
+    _signal_group(proc.pid, signal.SIGKILL)
+    _wait_group(proc, 1.0)
+    try:
+        proc.wait(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        pass  # stuck in the kernel (D state): nothing more we can do
+
+
+def _wait_group(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    """Wait up to `seconds` for the process group to die."""
+    deadline = time.monotonic() + seconds
+    while _group_alive(proc) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send `sig` to a process group that may already be gone."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether a live (not zombie) process remains in the command's group."""
+    proc.poll()  # reap the shell itself, so it does not linger as a zombie group member
+    try:
+        os.killpg(proc.pid, 0)  # start_new_session made the shell's pid the group id
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _live_member(proc.pid)
+
+
+def _live_member(pgid: int) -> bool:
+    """Whether /proc shows a non-zombie process in group `pgid` (True where there is no /proc)."""
+    # killpg(pgid, 0) also succeeds for zombies, which a container's init may never reap.
+    proc_root = Path("/proc")
+    if not (proc_root / "self" / "stat").is_file():
+        return True
+    for stat in proc_root.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the process exited while we looked
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+# --- sandboxes -------------------------------------------------------------------------------
+
+
+class Sandbox(Protocol):
+    """Where a test command runs: this machine, or (later) a container."""
+
+    name: str
+
+    def run(self, command: str, workdir: Path) -> TestRun:
+        """Run `command` in `workdir` and return what happened."""
+        ...
+
+
+class LocalSandbox:
+    """Runs tests as local subprocesses, with the bot's secrets scrubbed from the environment."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        timeout: float = 600,
+        max_output: int = 64_000,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.max_output = max_output
+        self.env = scrub_env(os.environ if env is None else env)
+
+    def run(self, command: str, workdir: Path) -> TestRun:
+        """Run `command` in `workdir` with this sandbox's limits."""
+        return run_command(
+            command, workdir, timeout=self.timeout, env=self.env, max_output=self.max_output
+        )
