@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
-from .domain import FixResult, Task
+from .domain import Decision, Features, FixResult, Task
 from .errors import ConfigError
 from .fixer import FixJob, run_fix
 from .gitrepo import GitRepo
 from .llm import LLMClient, Price, ReplayBook, resolve_prices
 from .memory import Memory
 from .outcomes import observations
-from .router import Policy, make_policy
+from .features import task_features
+from .router import Policy, RouteTask, make_policy
 from .verifier import LocalSandbox, detect_test_command
 
 TYPICAL_PROMPT_TOKENS = 8_000
@@ -102,14 +103,27 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
             memory.save()
 
 
-def route(task: Task, settings: Settings, memory: Memory,
-          candidates: Sequence[str] | None = None) -> tuple[Policy, object]:
-    """The decision the policy would make for `task` now (no model is called)."""
-    from .features import task_features
-    from .router import RouteTask
+def repo_hints(repo_path: Path | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Languages and declared libraries of a checkout (empty outside a git repo)."""
+    from .context import repo_languages, repo_libraries
+    from .errors import GitError
 
+    if repo_path is None:
+        return (), ()
+    try:
+        repo = GitRepo(repo_path)
+    except GitError:
+        return (), ()
+    paths = repo.ls_files()
+    return repo_languages(paths), repo_libraries(repo.root, paths)
+
+
+def route(task: Task, settings: Settings, memory: Memory, candidates: Sequence[str] | None = None,
+          repo: Path | None = None) -> tuple[Features, Decision]:
+    """The decision the policy would make for `task` now (no model is called)."""
+    languages, libraries = repo_hints(repo)
+    features = task_features(task, libraries, languages)
     folio = portfolio(settings)
     policy = build_policy(settings, memory, folio)
-    decision = policy.choose(RouteTask(task.id, task_features(task)),
-                             list(candidates or folio.models))
-    return policy, decision
+    decision = policy.choose(RouteTask(task.id, features), list(candidates or folio.models))
+    return features, decision

@@ -141,5 +141,127 @@ def cli_demo(out: Path | None) -> None:
     run_demo(out, click.echo)
 
 
+@cli.command("route")
+@click.option("--task", help="The task text (first line is the title).")
+@click.option("--task-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--repo", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=".", show_default=True, help="Repo for settings and language hints.")
+@click.option("--memory", "memory_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Memory file [default: <repo>/.acr/memory.json].")
+@click.option("--models", help="Comma-separated candidate models.")
+@click.option("--policy", help=f"Routing policy: {', '.join(POLICIES)}, fixed:<model>.")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@friendly_errors
+def cli_route(task: str | None, task_file: Path | None, repo: Path, memory_file: Path | None,
+              models: str | None, policy: str | None, as_json: bool) -> None:
+    """Show which model the router would pick for a task, and why. Calls no model."""
+    from .memory import Memory
+    from .report import explain_decision
+
+    settings = _cli_settings(repo, models=models, policy=policy)
+    the_task = app.task_from_text(_read_task(task, task_file))
+    memory = Memory.load(memory_file or app.memory_path(repo.resolve(), settings))
+    features, decision = app.route(the_task, settings, memory, repo=repo)
+    if as_json:
+        doc = {"task": {"id": the_task.id, "title": the_task.title},
+               "features": list(features.tokens), "memory_records": len(memory.records),
+               **decision_json(decision)}
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(explain_decision(decision))
+
+
+@cli.group("memory")
+def cli_memory() -> None:
+    """Inspect, merge and compact the routing memory file."""
+
+
+def _memory_option(func: F) -> F:
+    return click.option("--memory", "memory_file",
+                        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        default=".acr/memory.json", show_default=True,
+                        help="The memory file.")(func)  # type: ignore[return-value]
+
+
+@cli_memory.command("stats")
+@_memory_option
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def memory_stats(memory_file: Path, as_json: bool) -> None:
+    """Per model: attempts, pass rate, $ per pass; then per language and task kind."""
+    from .memory import Memory, stats
+    from .report import stats_tables
+
+    cells = stats(Memory.load(memory_file))
+    click.echo(json.dumps(cells, indent=2) if as_json else stats_tables(cells))
+
+
+@cli_memory.command("show")
+@_memory_option
+@click.option("--last", type=int, default=20, show_default=True, help="Newest N records.")
+@click.option("--task", help="Only records of this task id.")
+@friendly_errors
+def memory_show(memory_file: Path, last: int, task: str | None) -> None:
+    """List the newest records."""
+    from .memory import Memory
+    from .report import records_table
+
+    records = [r for r in Memory.load(memory_file).records if task in (None, r.task)]
+    click.echo(records_table(records[-last:]))
+
+
+@cli_memory.command("export")
+@_memory_option
+@click.option("--csv", "as_csv", is_flag=True, required=True, help="Export as CSV.")
+@click.option("-o", "--out", type=click.File("w"), default="-", help="Output file [stdout].")
+@friendly_errors
+def memory_export(memory_file: Path, as_csv: bool, out: Any) -> None:
+    """Export every record as CSV."""
+    import csv
+    from dataclasses import asdict, fields
+
+    from .domain import Record
+    from .memory import Memory
+
+    writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(Record)])
+    writer.writeheader()
+    for record in Memory.load(memory_file).records:
+        writer.writerow(asdict(record))
+
+
+@cli_memory.command("merge")
+@click.argument("first", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("second", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@friendly_errors
+def memory_merge(first: Path, second: Path, out: Path) -> None:
+    """Union two memory files (nothing is lost) into OUT."""
+    from .memory import Memory, merge, write
+
+    merged = merge(Memory.load(first), Memory.load(second))
+    merged.path = out
+    merged._check_writable()
+    write(out, merged)
+    click.echo(f"{out}: {len(merged.records)} records, {len(merged.summaries)} summaries")
+
+
+@cli_memory.command("compact")
+@_memory_option
+@click.option("--keep", type=click.IntRange(min=0), required=True,
+              help="Raw attempt records to keep (newest); older ones become summaries.")
+@friendly_errors
+def memory_compact(memory_file: Path, keep: int) -> None:
+    """Fold old records into per-model, per-cluster summaries."""
+    from .memory import Memory, compact, write
+
+    memory = Memory.load(memory_file)
+    memory._check_writable()
+    before = len(memory.records)
+    smaller = compact(memory, keep)
+    write(memory_file, smaller)
+    click.echo(f"{memory_file}: {before} -> {len(smaller.records)} records, "
+               f"{len(smaller.summaries)} summaries")
+
+
 def main() -> None:
     cli(prog_name="acr-bot")

@@ -164,9 +164,9 @@ def _show_outcome(project: Path, settings: Settings, task: object, branch: str |
         echo(f"\nThe fix is on branch {branch}; your branch and files were not touched:")
         echo(git(project, "log", "--oneline", "-1", branch))
         echo(git(project, "diff", "main", branch, "--", "stats/core.py"))
-    _, decision = app.route(task, settings, memory)  # type: ignore[arg-type]
+    _, decision = app.route(task, settings, memory, repo=project)  # type: ignore[arg-type]
     echo("\nWhat the router learned - the same task routed again now:")
-    echo(explain_decision(decision))  # type: ignore[arg-type]
+    echo(explain_decision(decision))
     echo(textwrap.dedent(f"""
         Next steps
           cd {project} && git log --oneline --all

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -140,6 +141,19 @@ class ReplayBook:
                           f"this prompt (starts: {prompt[:80]!r})")
 
 
+def _litellm() -> Any:
+    """Import litellm on first use, in offline mode unless the user chose otherwise.
+
+    Offline mode stops litellm from downloading its price map and tokenizers at import: the
+    bot prices calls from the table bundled with the installed litellm (the same one `route`
+    reads), and a runner should not fetch unpinned files from the internet.
+    """
+    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+    import litellm
+
+    return litellm
+
+
 def _make_handler(book: ReplayBook) -> Any:
     """A litellm CustomLLM that answers from `book`; built lazily (it subclasses litellm)."""
     from litellm import CustomLLM
@@ -174,8 +188,7 @@ def _last_user_text(messages: list) -> str:
 
 
 def _count_tokens(messages: list) -> int:
-    import litellm
-
+    litellm = _litellm()
     return int(litellm.token_counter(model="gpt-4o", messages=messages))
 
 
@@ -183,8 +196,7 @@ def _raise_fault(fault: str | None, model: str) -> None:
     """Let a replay file script provider faults, so fault handling is tested offline."""
     if not fault:
         return
-    import litellm
-
+    litellm = _litellm()
     kinds = {
         "rate_limit": litellm.exceptions.RateLimitError,
         "timeout": litellm.exceptions.Timeout,
@@ -214,7 +226,7 @@ class LLMClient:
         self._ready = False
 
     def _setup(self) -> Any:
-        import litellm
+        litellm = _litellm()
 
         if not self._ready:
             litellm.suppress_debug_info = True

@@ -228,3 +228,73 @@ def merge(a: Memory, b: Memory) -> Memory:
     ordered = sorted(records.values(), key=lambda r: (r.ts, r.id))
     return Memory(a.path or b.path, ordered, sorted(summaries.values(), key=lambda s: s.id),
                   max(a.version, b.version))
+
+
+def cluster_of(features: str) -> str:
+    """The coarse cluster a record is summarised under: its languages and task kind."""
+    tokens = features.split()
+    return " ".join(t for t in tokens if t.startswith(("lang:", "kind:"))) or "unknown"
+
+
+def compact(memory: Memory, keep: int) -> Memory:
+    """Keep the newest `keep` attempts; fold older ones into per-model, per-cluster summaries.
+
+    Verdicts on folded attempts are applied before folding (a rejected PR counts as a miss)
+    and folded with them, so a model's track record survives exactly as the router sees it.
+    """
+    from .outcomes import VERDICT_SCORES
+
+    records = memory.all_records()
+    attempts = sorted((r for r in records if r.kind == "attempt"), key=lambda r: (r.ts, r.id))
+    old = attempts[: max(len(attempts) - keep, 0)]
+    if not old:
+        return memory
+    verdicts: dict[str, list[Record]] = {}
+    for r in records:
+        if r.kind == "verdict":
+            verdicts.setdefault(r.ref, []).append(r)
+    groups: dict[tuple[str, str], list[Record]] = {}
+    for r in old:
+        groups.setdefault((r.model, cluster_of(r.features)), []).append(r)
+    summaries, dropped = [], set()
+    for (model, cluster), group in sorted(groups.items()):
+        judged = [v for r in group for v in verdicts.get(r.id, [])]
+        score = {v.ref: VERDICT_SCORES.get(v.outcome, 1.0) for v in judged}
+        covers = tuple(r.id for r in group) + tuple(v.id for v in judged)
+        summaries.append(Summary(
+            new_id(), model, cluster, sum(1 for r in group if r.outcome != "provider_fault"),
+            sum(score.get(r.id, 1.0) for r in group if r.passed),
+            sum(r.cost_usd for r in group), covers))
+        dropped.update(covers)
+    kept = [r for r in records if r.id not in dropped]
+    return Memory(memory.path, kept, [*memory.summaries, *summaries], memory.version)
+
+
+def stats(memory: Memory) -> dict[str, dict[str, dict[str, float]]]:
+    """Per model overall, and per model within each language and task kind.
+
+    Each cell: attempts, passes, pass_rate, cost_usd, usd_per_pass, faults.
+    """
+    from .outcomes import observations
+
+    cells: dict[str, dict[str, dict[str, float]]] = {"model": {}}
+    for obs in observations(memory.all_records(), memory.summaries):
+        groups = [("model", obs.model)]
+        for token in obs.features.split():
+            kind, _, value = token.partition(":")
+            if kind in ("lang", "kind"):
+                groups.append((f"{kind}:{value}", obs.model))
+        for group, model in groups:
+            cell = cells.setdefault(group, {}).setdefault(
+                model, {"attempts": 0.0, "passes": 0.0, "cost_usd": 0.0})
+            cell["attempts"] += obs.weight
+            cell["passes"] += obs.score * obs.weight
+            cell["cost_usd"] += (obs.cost_usd or 0.0) * obs.weight
+    faults = [r for r in memory.all_records() if r.outcome == "provider_fault"]
+    for per_model in cells.values():
+        for model, cell in per_model.items():
+            cell["pass_rate"] = cell["passes"] / cell["attempts"] if cell["attempts"] else 0.0
+            cell["usd_per_pass"] = cell["cost_usd"] / cell["passes"] if cell["passes"] else None
+    for model, cell in cells["model"].items():
+        cell["faults"] = float(sum(1 for r in faults if r.model == model))
+    return cells

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .domain import Attempt, Decision, FixResult, TestRun
+from .domain import Attempt, Decision, FixResult, Record, TestRun
 
 
 def _usd(value: float | None) -> str:
@@ -71,3 +71,27 @@ def result_summary(result: FixResult) -> str:
     if result.branch:
         lines.append(f"Branch: {result.branch} ({(result.commit or '')[:12]})")
     return "\n".join(lines)
+
+
+def stats_tables(cells: dict[str, dict[str, dict[str, float]]]) -> str:
+    """`memory stats` as text: the per-model table first, then one per language and kind."""
+    out = []
+    for group in ["model", *sorted(g for g in cells if g != "model")]:
+        rows = [[model, f"{c['attempts']:.0f}", f"{c['pass_rate']:.0%}", _usd(c["cost_usd"]),
+                 _usd(c["usd_per_pass"]) if c["usd_per_pass"] is not None else "-",
+                 f"{c.get('faults', 0):.0f}" if group == "model" else ""]
+                for model, c in sorted(cells[group].items())]
+        title = "Per model" if group == "model" else group
+        out.append(f"{title}\n" + table(["model", "attempts", "pass rate", "$ total",
+                                           "$ per pass", "faults" if group == "model" else ""],
+                                          rows))
+    return "\n\n".join(out) if cells["model"] else "The memory is empty."
+
+
+def records_table(records: Sequence[Record]) -> str:
+    import datetime as dt
+
+    rows = [[r.id, dt.datetime.fromtimestamp(r.ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+             r.kind, r.task[:24], r.model, r.outcome, _usd(r.cost_usd) if r.kind == "attempt"
+             else r.ref] for r in records]
+    return table(["id", "time (UTC)", "kind", "task", "model", "outcome", "$ / ref"], rows)
