@@ -138,7 +138,8 @@ def cli_demo(out: Path | None) -> None:
     """Fix a small buggy project offline, with three replayed models."""
     from .demo import run_demo
 
-    run_demo(out, click.echo)
+    if run_demo(out, click.echo) != 0:
+        raise click.ClickException("the demo did not produce a verified fix (see above)")
 
 
 @cli.command("route")
@@ -261,6 +262,77 @@ def memory_compact(memory_file: Path, keep: int) -> None:
     write(memory_file, smaller)
     click.echo(f"{memory_file}: {before} -> {len(smaller.records)} records, "
                f"{len(smaller.summaries)} summaries")
+
+
+@cli.command("bench")
+@click.option("--dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="A v1 routing JSONL file (see ../shared/data/README.md).")
+@click.option("--mode", type=click.Choice(["oneshot", "cascade"]), default="oneshot",
+              show_default=True)
+@click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--cost-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Utility = score - cost_weight x $.")
+@click.option("--policies", help="Comma-separated; default: all learning policies and the "
+              "hindsight references best-fixed and oracle.")
+@click.option("--subset", type=click.Choice(["all", "id", "ood"]), default="all",
+              show_default=True, help="Stream only in-distribution or only OOD rows.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the full report (schema in the README) here.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a PNG (needs the plot extra).")
+@click.option("--sweep", is_flag=True, help="Run every policy at several cost weights and "
+              "report success against $ (a Pareto plot with --plot).")
+@friendly_errors
+def cli_bench(dataset: Path, mode: str, max_attempts: int, cost_weight: float,
+              policies: str | None, subset: str, seed: int, json_out: Path | None,
+              plot_out: Path | None, sweep: bool) -> None:
+    """Replay real routing data as a stream through the router's policies."""
+    from . import bench
+
+    names = [p.strip() for p in policies.split(",")] if policies else [
+        *bench.LEARNING_POLICIES, *bench.HINDSIGHT]
+    rows = bench.select(bench.load_rows(dataset), subset)
+    cfg = bench.BenchConfig(mode, max_attempts, cost_weight, seed)
+    learning = sum(1 for n in names if n not in bench.HINDSIGHT)
+    stream = sum(1 for r in rows if r.split != "train")
+    if sweep:
+        weights = bench.SWEEP_WEIGHTS
+        with click.progressbar(length=learning * stream * len(weights), label="bench sweep",
+                               file=sys.stderr) as bar:
+            points = bench.sweep(rows, names, cfg, weights, bar.update)
+        click.echo(bench.sweep_table(points))
+        _write_outputs(json_out, {"schema": "acr-bot.bench-sweep/1", "dataset": str(dataset),
+                                  "mode": mode, "points": points}, plot_out,
+                       lambda: _pareto(points, dataset, mode, plot_out))
+        return
+    with click.progressbar(length=learning * stream, label="bench", file=sys.stderr) as bar:
+        traces = bench.run_bench(rows, names, cfg, bar.update)
+    doc = bench.report(rows, traces, cfg, str(dataset))
+    click.echo(bench.table_text(doc))
+    _write_outputs(json_out, doc, plot_out, lambda: _stream_plot(doc, plot_out))
+
+
+def _pareto(points: Any, dataset: Path, mode: str, out: Path | None) -> None:
+    from .plots import pareto_plot
+
+    pareto_plot(points, f"{dataset.name}: {mode}", out)  # type: ignore[arg-type]
+
+
+def _stream_plot(doc: Any, out: Path | None) -> None:
+    from .plots import stream_plot
+
+    stream_plot(doc, out)  # type: ignore[arg-type]
+
+
+def _write_outputs(json_out: Path | None, doc: Any, plot_out: Path | None,
+                   plot: Callable[[], None]) -> None:
+    if json_out:
+        json_out.write_text(json.dumps(doc, indent=1))
+        click.echo(f"report: {json_out}")
+    if plot_out:
+        plot()
+        click.echo(f"plot: {plot_out}")
 
 
 def main() -> None:

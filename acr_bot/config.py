@@ -145,8 +145,11 @@ def _parse_models(value: Any, origin: str) -> dict[str, Any]:
         name = str(item["name"])
         names.append(name)
         if "input_cost_per_token" in item or "output_cost_per_token" in item:
-            prices[name] = Price(float(item.get("input_cost_per_token", 0.0)),
-                                 float(item.get("output_cost_per_token", 0.0)))
+            try:
+                prices[name] = Price(_non_negative(item.get("input_cost_per_token", 0.0)),
+                                     _non_negative(item.get("output_cost_per_token", 0.0)))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{origin}: models entry {name!r}: prices: {exc}") from None
         if item.get("api_base"):
             bases[name] = str(item["api_base"])
     if not names:

@@ -158,6 +158,7 @@ class Decision:
     reason: str
     estimates: tuple[Estimate, ...] = ()
     neighbours: tuple[Neighbour, ...] = ()
+    value: float | None = None  # expected utility of trying `model` now; < 0: not worth it
 
 
 @dataclass(frozen=True)

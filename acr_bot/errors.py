@@ -26,8 +26,11 @@ class LLMError(AcrError):
     """An LLM call failed after its retries: a provider fault, not a verdict on the model."""
 
 
-class ReplayError(LLMError):
-    """The offline replay file is missing, malformed, or has no reply for this prompt."""
+class ReplayError(AcrError):
+    """The offline replay file is missing, malformed, or has no reply for this prompt.
+
+    Not an LLMError: a broken replay file is a setup mistake to report, not a provider fault
+    to route around."""
 
 
 class VerifyError(AcrError):

@@ -52,6 +52,13 @@ FILE_RE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.(" + "|".join(EXTENSION
 IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.M)
 SITE_RE = re.compile(r"(?:site-packages|node_modules|dist-packages)/(@?[\w.-]+)")
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,}")
+# Credentials a task may quote: cut out before anything else, so no token holds a piece of one.
+ASSIGNED_SECRET_RE = re.compile(
+    r"(?i)\b(\w*(?:key|token|secret|password|passwd|pwd)s?)(\s*[=:]\s*)[\"']?[^\s\"']+")
+SECRET_RE = re.compile(
+    r"\b(?:gh[opsur]_[A-Za-z0-9]{16,}|github_pat_\w{16,}|sk-[\w-]{16,}|xox[abprs]-[\w-]{10,}"
+    r"|AKIA[0-9A-Z]{16}|eyJ[\w-]{10,}\.[\w.-]+)|(?i:\bbearer\s+)[\w.+/=-]{8,}"
+    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)")
 STOPWORDS = frozenset("""
 the and for that this with from not are but was have has had you your when what which will
 would should could can cannot into then than there their they them its also just like more
@@ -133,6 +140,7 @@ def extract(text: str, *, language: str | None = None, tags: Sequence[str] = (),
             source: str = "cli", known_libraries: Iterable[str] = (),
             repo_languages: Sequence[str] = ()) -> Features:
     """Features of a task from its text and metadata; deterministic, no I/O."""
+    text = SECRET_RE.sub(" ", ASSIGNED_SECRET_RE.sub(r"\1\2 ", text))
     files = mentioned_files(text)
     langs = languages(text, language, files) or list(repo_languages[:1])
     tokens = [f"lang:{x}" for x in langs]
@@ -157,10 +165,11 @@ def _fit(tokens: list[str]) -> tuple[str, ...]:
     out: list[str] = []
     size = 0
     for token in dict.fromkeys(_sanitize(t) for t in tokens):
-        if size + len(token) + 1 > MAX_COMPACT:
+        width = len(token.encode()) + 1  # bytes: file names and tags may be non-ASCII
+        if size + width > MAX_COMPACT:
             continue
         out.append(token)
-        size += len(token) + 1
+        size += width
     return tuple(out)
 
 

@@ -75,6 +75,7 @@ class _State:
     faulted: set[str] = field(default_factory=set)
     records: list[Record] = field(default_factory=list)
     final: TestRun | None = None
+    keep: tuple[str, ...] = ()  # untracked files the setup command made: restores keep them
 
     @property
     def spent(self) -> float:
@@ -90,7 +91,11 @@ def run_fix(job: FixJob) -> FixResult:
             return early
         state = early
         if job.dry_run:
-            decision = job.policy.choose(state.route, _affordable(job, state), [])
+            candidates = _affordable(job, state)
+            if not candidates:  # the policy cannot choose among none
+                return _result(job, state, "dry_run", "dry run: no model's expected cost fits "
+                               f"under the ${job.max_cost_usd:.2f} cap")
+            decision = job.policy.choose(state.route, candidates, [])
             return _result(job, state, "dry_run", "dry run: no model was called", [decision])
         winner = _loop(job, state)
         if winner is None:
@@ -103,12 +108,14 @@ def run_fix(job: FixJob) -> FixResult:
 def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
     """Setup, baseline run, context and features."""
     task = job.task
+    keep: tuple[str, ...] = ()
     if job.setup_command:
         job.echo(f"setup: {job.setup_command}")
         setup = job.sandbox.run(job.setup_command, tree.path)
         if not setup.green:
             return FixResult(task, "gave_up", f"setup command failed ({run_summary(setup)})",
                              job.test_command, baseline=setup)
+        keep = tree.untracked()
     job.echo(f"baseline: {job.test_command}")
     baseline = job.sandbox.run(job.test_command, tree.path)
     job.echo(f"baseline: {run_summary(baseline)}")
@@ -120,8 +127,8 @@ def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
     context = build_context(tree.path, task.text, paths, failing=sorted(baseline.failed_ids),
                             test_output=baseline.output, budget_tokens=job.context_tokens)
     features = task_features(task, context.libraries, context.languages)
-    tree.restore()  # the baseline run may leave files behind
-    return _State(tree, baseline, context, RouteTask(task.id, features))
+    tree.restore(keep)  # the baseline run may leave files behind
+    return _State(tree, baseline, context, RouteTask(task.id, features), keep=keep)
 
 
 def _expected_cost(job: FixJob, state: _State, model: str) -> float | None:
@@ -162,7 +169,7 @@ def _loop(job: FixJob, state: _State) -> Attempt | None:
             skill_attempts += 1
         if attempt.passed:
             return attempt
-        state.worktree.restore()
+        state.worktree.restore(state.keep)
     return None
 
 
@@ -198,6 +205,11 @@ def _apply_and_verify(job: FixJob, state: _State, reply: Reply, number: int,
     except EditError as exc:
         return Attempt(number, reply.model, "apply_failed", time.monotonic() - started, **usage,
                        detail=str(exc).splitlines()[0][:200], feedback=str(exc)[:FEEDBACK_LIMIT])
+    if not changed:  # every block's REPLACE equalled its SEARCH: nothing to test or commit
+        return Attempt(number, reply.model, "no_edits", time.monotonic() - started, **usage,
+                       detail="the edit blocks changed nothing",
+                       feedback="Your edit blocks left every file as it was (each REPLACE equalled "
+                                "its SEARCH), so nothing changed. Make the change the task needs.")
     diff = state.worktree.diff(changed)
     run = job.sandbox.run(job.test_command, state.worktree.path)
     verdict = judge(state.baseline, run)

@@ -107,10 +107,16 @@ class Worktree:
     def run(self, *args: str, **kwargs: object) -> str:
         return git(self.path, *args, **kwargs)  # type: ignore[arg-type]
 
-    def restore(self) -> None:
-        """Back to the commit exactly: tracked files reset, untracked (not ignored) removed."""
+    def restore(self, keep: Sequence[str] = ()) -> None:
+        """Back to the commit exactly: tracked files reset, untracked (not ignored) removed,
+        except the untracked paths in `keep` (what the setup command made)."""
         self.run("reset", "--hard", "--quiet", "HEAD")
-        self.run("clean", "-fdq")
+        self.run("clean", "-fdq", *[arg for path in keep for arg in ("-e", "/" + path)])
+
+    def untracked(self) -> tuple[str, ...]:
+        """Untracked, not ignored paths; a wholly untracked directory is one `dir/` entry."""
+        out = self.run("ls-files", "--others", "--exclude-standard", "--directory", "-z")
+        return tuple(p for p in out.split("\0") if p)
 
     def diff(self, paths: Sequence[str]) -> str:
         """The change to `paths`, new files included, as a unified diff.

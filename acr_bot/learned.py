@@ -1,13 +1,13 @@
-"""The learned, cost-aware policy: nearest neighbours in memory, shrinkage, Thompson sampling.
+"""The learned, cost-aware policy: nearest neighbours in memory, shrinkage, exploration, lookahead.
 
-For each candidate model, P(pass) is a Beta posterior: its prior is the model's whole record
-(itself shrunk towards the memory-wide pass rate, the cold-start prior), its evidence the
-similarity-weighted outcomes of the model on the most similar past tasks. Inside one task,
-failures already seen are evidence too: past tasks where the failed model also failed weigh
-more than tasks it solved, which learns the escalation order from memory. The policy ranks by
-utility = P(pass) × value − cost_weight × expected $, where P(pass) is made optimistic in
-proportion to its uncertainty (UCB, or a Thompson sample seeded per task) so that uncertain and
-new models get explored. With an empty memory every model looks alike and the cheapest wins.
+P(pass) for each model is estimated in three nested layers, each shrunk towards the one above
+by pseudo-counts: the model's whole record (itself shrunk towards the memory-wide pass rate,
+the cold-start prior); the model on the past tasks nearest to this one; and the same tasks
+weighted by similarity. Inside one task, failures already seen are evidence: past tasks where
+the failed models also failed count fully, tasks they solved barely count, which learns the
+escalation order from memory. The same layers give P(m' passes | m fails), so the utility of
+trying m accounts for a cascade: P(m)·value − cost_weight·$m + (1−P(m))·(best next step).
+Exploration: an optimism bonus (UCB) or a posterior sample (Thompson, seeded per task).
 """
 
 from __future__ import annotations
@@ -19,23 +19,37 @@ import numpy as np
 
 from .domain import Decision, Estimate, Neighbour
 from .features import vectorize
-from .router import CostHint, Policy, RouteTask, Tried, _no_hint, task_rng
 from .outcomes import OutcomeTable
+from .router import CostHint, Outcome, Policy, RouteTask, Tried, _no_hint, task_rng
 
 
 @dataclass(frozen=True)
 class Knobs:
-    """Tuned by cross-validation on benchmark train rows (see README, Benchmark)."""
+    """Chosen by cross-validation on benchmark train rows (benchmarks/tune_router.py)."""
 
-    k: int = 48  # neighbours per model
-    tau: float = 0.12  # similarity kernel width: weight = exp((sim - 1) / tau)
-    prior_strength: float = 4.0  # pseudo-attempts the model's overall record is worth
-    global_strength: float = 2.0  # pseudo-attempts the memory-wide rate is worth
-    solved_by_failed: float = 0.15  # weight of a past task that a model failing here solved
+    near: int = 1024  # past tasks considered per decision (the most similar ones)
+    tau: float = 0.1  # similarity kernel width: weight = exp((sim - 1) / tau)
+    global_strength: float = 2.0  # pseudo-attempts of the memory-wide rate in a model's record
+    model_strength: float = 4.0  # pseudo-attempts of the model's record among near tasks
+    near_strength: float = 2.0  # pseudo-attempts of the near estimate in the similar one
+    solved_by_failed: float = 0.05  # weight of a past task solved by a model that failed here
     unseen_by_failed: float = 0.5  # weight of a past task the failed model never tried
-    value: float = 1.0  # utility of one solved task, in the same unit as cost_weight × $
+    cost_strength: float = 2.0  # pseudo-attempts of a model's mean cost in the local cost
+    value: float = 1.0  # utility of one solved task, in the unit of cost_weight × $
     explore: str = "ucb"  # "ucb": optimism bonus; "thompson": sample the posterior
     bonus: float = 0.5  # UCB: standard deviations of optimism
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """Per-model pass estimates with their effective evidence."""
+
+    p: np.ndarray
+    n: np.ndarray
+
+
+def _shrink(score: np.ndarray, count: np.ndarray, prior: np.ndarray, strength: float) -> _Layer:
+    return _Layer((score + strength * prior) / (count + strength), count)
 
 
 class LearnedPolicy(Policy):
@@ -50,108 +64,149 @@ class LearnedPolicy(Policy):
         self.knobs = knobs or Knobs()
         self.name = "learned" if learn else "frozen"
 
-    def update(self, task: RouteTask, model: str, outcome: object) -> None:
+    def update(self, task: RouteTask, model: str, outcome: Outcome) -> None:
         if self.learn:
-            super().update(task, model, outcome)  # type: ignore[arg-type]
+            super().update(task, model, outcome)
 
-    def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried]) -> Decision:
+    def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried],
+             attempts_left: int = 1) -> Decision:
+        for model in pool:
+            self.table.column(model)  # a new model gets a column (and the cold-start prior)
         sims = self.table.similarities(vectorize(task.features.tokens))
-        factor = self._condition(tried)
-        base = self._global_rate()
-        rng = task_rng(self.seed, task, len(tried))
-        estimates = [self._estimate(m, sims, factor, base, rng) for m in pool]
-        estimates = self._price_unknowns(estimates)
-        best = max(estimates, key=lambda e: (e.utility, -(e.exp_cost_usd or 0.0)))
-        return Decision(best.model, self.name, self._reason(best, tried), tuple(estimates),
-                        self._neighbours(sims, task.id))
-
-    def _global_rate(self) -> float:
-        """The memory-wide pass rate, itself shrunk towards 1/2 (the cold-start prior)."""
-        n = float(self.table.count.view.sum())
-        return (float(self.table.score.view.sum()) + 1.0) / (n + 2.0)
-
-    def _condition(self, tried: Sequence[Tried]) -> np.ndarray | None:
-        """Row weights from this task's failures so far (None when nothing failed yet)."""
+        near = self._near(sims)
+        weights = np.exp((sims[near] - 1.0) / self.knobs.tau)
         failed = [t.model for t in tried if t.outcome.skill and t.outcome.score < 1.0]
-        if not failed or not self.table.n_rows:
-            return None
-        rows = np.arange(self.table.n_rows)
-        factor = np.ones(len(rows), dtype=np.float32)
-        k = self.knobs
+        layers = self._estimate(near, weights, failed)
+        cols = np.array([self.table.col_of[m] for m in pool])
+        costs = self._costs(near, weights, pool, layers)
+        optimistic = self._optimism(layers, cols, task, len(tried))
+        value = self._utilities(layers, cols, optimistic, costs, near, weights, failed,
+                                attempts_left)
+        best = int(np.argmax(value))
+        estimates = tuple(Estimate(m, float(layers.p[c]), float(optimistic[i]), costs[i],
+                                   float(value[i]), float(layers.n[c]),
+                                   int(self.table.totals[1, c])) for i, (m, c) in
+                          enumerate(zip(pool, cols)))
+        return Decision(pool[best], self.name, self._reason(estimates[best], tried),
+                        estimates, self._neighbours(sims, near, task.id), float(value[best]))
+
+    def _near(self, sims: np.ndarray) -> np.ndarray:
+        k = self.knobs.near
+        if len(sims) <= k:
+            return np.arange(len(sims))
+        return np.argpartition(-sims, k - 1)[:k]
+
+    def _condition(self, near: np.ndarray, failed: Sequence[str]) -> np.ndarray:
+        """Row weights from this task's failures: tasks those models also failed weigh most."""
+        factor = np.ones(len(near))
+        table, k = self.table, self.knobs
         for model in failed:
-            mean = self.table.mean_score(rows, model)
-            known = ~np.isnan(mean)
-            factor *= np.where(known, (1 - np.nan_to_num(mean)) + np.nan_to_num(mean)
-                               * k.solved_by_failed, k.unseen_by_failed).astype(np.float32)
+            col = table.col_of.get(model)
+            if col is None:
+                factor *= k.unseen_by_failed
+                continue
+            count = table.count.data[near, col]
+            mean = np.divide(table.score.data[near, col], count, out=np.zeros(len(near)),
+                             where=count > 0)
+            factor *= np.where(count > 0, (1 - mean) + mean * k.solved_by_failed,
+                               k.unseen_by_failed)
         return factor
 
-    def _estimate(self, model: str, sims: np.ndarray, factor: np.ndarray | None, base: float,
-                  rng: np.random.Generator) -> Estimate:
-        k, table = self.knobs, self.table
-        rows = table.rows(model)
-        col = table.col_of.get(model)
-        count = table.count.data[rows, col] if col is not None else np.zeros(0, np.float32)
-        score = table.score.data[rows, col] if col is not None else np.zeros(0, np.float32)
-        f = factor[rows] if factor is not None else 1.0
-        overall = (float(np.sum(score * f)) + k.global_strength * base) / (
-            float(np.sum(count * f)) + k.global_strength)
-        near, w = self._neighbours_of(sims[rows], k.k)
-        wf = w * (f[near] if factor is not None else 1.0)
-        n_eff = float(np.sum(wf * count[near]))
-        s_eff = float(np.sum(wf * score[near]))
-        alpha = k.prior_strength * overall + s_eff
-        beta = k.prior_strength * (1 - overall) + max(n_eff - s_eff, 0.0)
-        p_mean = alpha / (alpha + beta)
-        sample = self._optimism(alpha, beta, rng) if self.learn else p_mean
-        cost = self._cost(model, rows, col, near, w)
-        utility = sample * k.value - self.cost_weight * (cost or 0.0)
-        return Estimate(model, p_mean, sample, cost, utility, n_eff, int(count.sum()))
+    def _record_layer(self) -> _Layer:
+        """Each model's record of independent tries, shrunk to the memory-wide rate."""
+        t, k = self.table.totals, self.knobs
+        base = (t[0].sum() + 1.0) / (t[1].sum() + 2.0)  # 1/2 with an empty memory
+        return _shrink(t[0], t[1], np.full(t.shape[1], base), k.global_strength)
 
-    def _optimism(self, alpha: float, beta: float, rng: np.random.Generator) -> float:
-        """The value exploration ranks by: a posterior sample, or mean + bonus × std."""
+    def _evidence(self, near: np.ndarray, failed_mask: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and counts of the cells valid as evidence when `failed_mask` has failed:
+        cells whose model was tried only after other failures count only if those failures
+        happened here too."""
+        table = self.table
+        valid = (table.after.data[near] & ~np.int64(failed_mask)) == 0
+        return table.score.data[near] * valid, table.count.data[near] * valid
+
+    def _layers(self, score: np.ndarray, count: np.ndarray, cond: np.ndarray,
+                weights: np.ndarray, prior: np.ndarray) -> _Layer:
+        """Near tasks (uniform) shrunk to `prior`, then similar ones shrunk to that."""
+        k = self.knobs
+        near_layer = _shrink(cond @ score, cond @ count, prior, k.model_strength)
+        w = weights * cond
+        return _shrink(w @ score, w @ count, near_layer.p, k.near_strength)
+
+    def _estimate(self, near: np.ndarray, weights: np.ndarray, failed: Sequence[str]) -> _Layer:
+        score, count = self._evidence(near, self.table.mask_of(failed))
+        cond = self._condition(near, failed)
+        return self._layers(score, count, cond, weights, self._record_layer().p)
+
+    def _pairwise(self, near: np.ndarray, weights: np.ndarray, failed: Sequence[str],
+                  first: _Layer, cols: np.ndarray) -> np.ndarray:
+        """P(m' passes | m fails, after this task's failures so far), pool × all models."""
+        table = self.table
+        count = table.count.data[near]
+        mean = np.divide(table.score.data[near], count, out=np.zeros_like(count),
+                         where=count > 0)
+        fails = (count > 0) * (1.0 - mean)  # soft "m failed on this past task"
+        cond = self._condition(near, failed)
+        base_mask = table.mask_of(failed)
+        rows = []
+        for col in cols:
+            score, cnt = self._evidence(near, base_mask | (1 << int(col)))
+            rows.append(self._layers(score, cnt, cond * fails[:, col], weights, first.p).p)
+        return np.array(rows)
+
+    def _costs(self, near: np.ndarray, weights: np.ndarray, pool: Sequence[str],
+               layers: _Layer) -> list[float | None]:
+        """Expected $ per model: P(pass)·$ when passing + P(fail)·$ when failing, each the
+        similarity-weighted past cost shrunk to the model's mean (failures often cost more)."""
+        table, s = self.table, self.knobs.cost_strength
+        out: list[float | None] = []
+        for model in pool:
+            col = table.col_of[model]
+            t = table.totals[:, col]
+            if t[3] == 0:
+                out.append(self.cost_hint(model))
+                continue
+            paid, n = table.cost.data[near, col], table.cost_n.data[near, col]
+            ok, ok_n = table.cost_ok.data[near, col], table.cost_ok_n.data[near, col]
+            mean_ok = t[4] / t[5] if t[5] else t[2] / t[3]
+            mean_fail = (t[2] - t[4]) / (t[3] - t[5]) if t[3] > t[5] else t[2] / t[3]
+            c_ok = (weights @ ok + s * mean_ok) / (weights @ ok_n + s)
+            c_fail = (weights @ (paid - ok) + s * mean_fail) / (weights @ (n - ok_n) + s)
+            p = float(layers.p[col])
+            out.append(float(p * c_ok + (1 - p) * c_fail))
+        return out
+
+    def _optimism(self, layers: _Layer, cols: np.ndarray, task: RouteTask,
+                  step: int) -> np.ndarray:
+        p = layers.p[cols]
+        n = layers.n[cols] + self.knobs.near_strength + self.knobs.model_strength
+        if not self.learn:
+            return p
         if self.knobs.explore == "thompson":
-            return float(rng.beta(alpha, beta))
-        total = alpha + beta
-        std = (alpha * beta / (total * total * (total + 1.0))) ** 0.5
-        return alpha / total + self.knobs.bonus * std
+            rng = task_rng(self.seed, task, step)
+            return rng.beta(np.maximum(p * n, 1e-3), np.maximum((1 - p) * n, 1e-3))
+        return p + self.knobs.bonus * np.sqrt(p * (1 - p) / (n + 1.0))
 
-    def _neighbours_of(self, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Indices of the k most similar rows and their kernel weights."""
-        if len(sims) > k:
-            near = np.argpartition(-sims, k - 1)[:k]
-        else:
-            near = np.arange(len(sims))
-        return near, np.exp((sims[near] - 1.0) / self.knobs.tau)
+    def _utilities(self, layers: _Layer, cols: np.ndarray, optimistic: np.ndarray,
+                   costs: list[float | None], near: np.ndarray, weights: np.ndarray,
+                   failed: Sequence[str], attempts_left: int) -> np.ndarray:
+        """Utility of trying each model now, plus the best follow-up if it fails."""
+        known = [c for c in costs if c is not None]
+        dear = max(known) if known else 0.0  # an unknown price is charged the dearest known
+        cost = np.array([dear if c is None else c for c in costs])
+        value = self.knobs.value * optimistic - self.cost_weight * cost
+        if attempts_left <= 1 or len(cols) < 2:
+            return value
+        pair = self._pairwise(near, weights, failed, layers, cols)[:, cols]
+        follow = self.knobs.value * pair - self.cost_weight * cost[None, :]
+        np.fill_diagonal(follow, -np.inf)
+        best_next = np.maximum(follow.max(axis=1), 0.0)  # or stop trying
+        return value + (1.0 - layers.p[cols]) * best_next
 
-    def _cost(self, model: str, rows: np.ndarray, col: int | None, near: np.ndarray,
-              w: np.ndarray) -> float | None:
-        """Expected $: similarity-weighted cost of neighbours, shrunk to the model's mean."""
-        if col is None:
-            return self.cost_hint(model)
-        paid = self.table.cost.data[rows, col]
-        n = self.table.cost_n.data[rows, col]
-        total_n = float(n.sum())
-        if total_n == 0:
-            return self.cost_hint(model)
-        mean = float(paid.sum()) / total_n
-        wn = float(np.sum(w * n[near]))
-        return (float(np.sum(w * paid[near])) + 2.0 * mean) / (wn + 2.0)
-
-    def _price_unknowns(self, estimates: list[Estimate]) -> list[Estimate]:
-        """A model with no known cost is charged the dearest known one: never a free ride."""
-        known = [e.exp_cost_usd for e in estimates if e.exp_cost_usd is not None]
-        if len(known) == len(estimates) or not known:
-            return estimates
-        worst = max(known)
-        return [e if e.exp_cost_usd is not None else
-                Estimate(e.model, e.p_pass, e.score, None,
-                         e.score * self.knobs.value - self.cost_weight * worst,
-                         e.neighbours, e.records) for e in estimates]
-
-    def _neighbours(self, sims: np.ndarray, task_id: str, limit: int = 5) -> tuple[Neighbour, ...]:
-        if not len(sims):
-            return ()
-        top = np.argsort(-sims)[: limit + 1]
+    def _neighbours(self, sims: np.ndarray, near: np.ndarray, task_id: str,
+                    limit: int = 5) -> tuple[Neighbour, ...]:
+        top = near[np.argsort(-sims[near])][: limit + 1]
         out = [Neighbour(self.table.task_ids[r], float(sims[r]), self.table.outcomes_text(r))
                for r in top if self.table.task_ids[r] != task_id]
         return tuple(out[:limit])
@@ -160,4 +215,4 @@ class LearnedPolicy(Policy):
         cost = "unknown $" if best.exp_cost_usd is None else f"${best.exp_cost_usd:.4f}"
         after = f" after {len(tried)} failed attempt(s)" if tried else ""
         return (f"highest utility{after}: P(pass)≈{best.p_pass:.2f} from {best.neighbours:.1f} "
-                f"similar attempts and {best.records} overall, expected {cost}")
+                f"weighted similar attempts and {best.records} overall, expected {cost}")

@@ -122,6 +122,7 @@ class AtomicJSONStorage(Storage):
                 json.dump(data, out, separators=(",", ":"))
                 out.flush()
                 os.fsync(out.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the memory is meant to be committed
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -194,14 +195,16 @@ def _decode_checked(doc: Any, path: Path) -> Record:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An advisory lock so two local runs do not interleave their read-merge-write."""
+    """An advisory lock so two local runs do not interleave their read-merge-write.
+
+    It locks the memory file's directory, so no lock file is left in the user's checkout."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def write(path: Path, memory: Memory) -> None:

@@ -2,6 +2,11 @@
 
 Built once from memory records (or benchmark history) and grown in place as outcomes arrive,
 so a decision costs one matrix-vector product however large the memory gets.
+
+Each cell also remembers which models had already failed on that task when the model was
+tried (a bit mask). A model tried only after cheaper ones failed was tried on a harder task;
+the learned policy uses a cell as evidence only where that condition holds for the task at
+hand, so cascade feedback does not teach it that strong models are weak.
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .domain import Record
+from .errors import ConfigError
 from .features import DIM, vectorize
 from .memory import Summary
 
 # What a human verdict on a PR does to the attempt it judges: tests passing is not enough
 # if the maintainers rejected the change.
 VERDICT_SCORES = {"accepted": 1.0, "changes_requested": 0.5, "rejected": 0.0}
+MAX_MODELS = 63  # conditions are int64 bit masks over model columns
 
 
 @dataclass(frozen=True)
@@ -28,18 +35,26 @@ class Observation:
     score: float  # 1.0 pass, 0.0 fail; fractional allowed
     cost_usd: float | None
     weight: float = 1.0  # summaries stand for many attempts
+    # Models that had failed on this task before this attempt. () = an independent try
+    # (benchmark history, first attempts); None = whatever has failed in the table so far.
+    after: tuple[str, ...] | None = ()
 
 
 def observations(records: Sequence[Record], summaries: Sequence[Summary] = ()) -> list[Observation]:
     """Skill evidence from memory: attempts (provider faults excluded), adjusted by verdicts."""
     verdicts = {r.ref: VERDICT_SCORES[r.outcome] for r in records
                 if r.kind == "verdict" and r.outcome in VERDICT_SCORES}
-    out = []
-    for r in records:
-        if r.kind != "attempt" or r.outcome == "provider_fault":
-            continue
+    attempts = sorted((r for r in records if r.kind == "attempt"
+                       and r.outcome != "provider_fault"), key=lambda r: (r.task, r.attempt, r.ts))
+    out, failed_before, task = [], [], None
+    for r in attempts:
+        if r.task != task:
+            task, failed_before = r.task, []
         score = verdicts.get(r.id, 1.0) if r.passed else 0.0
-        out.append(Observation(r.task, r.features, r.model, score, r.cost_usd or None))
+        out.append(Observation(r.task, r.features, r.model, score, r.cost_usd or None,
+                               after=tuple(failed_before)))
+        if score < 1.0:
+            failed_before.append(r.model)
     for s in summaries:
         if s.attempts:
             out.append(Observation(f"summary:{s.cluster}", s.cluster, s.model,
@@ -65,13 +80,17 @@ class _Grow:
         self.n += 1
         return self.n - 1
 
+    def add_column(self) -> None:
+        extra = np.full((len(self.data), 1), self.fill, dtype=self.data.dtype)
+        self.data = np.concatenate([self.data, extra], axis=1)
+
     @property
     def view(self) -> np.ndarray:
         return self.data[: self.n]
 
 
 class OutcomeTable:
-    """Task vectors (rows) × models (columns): summed scores, counts and costs."""
+    """Task vectors (rows) × models (columns): summed scores, counts, costs, conditions."""
 
     def __init__(self) -> None:
         self.vectors = _Grow((DIM,), np.float32)
@@ -84,7 +103,12 @@ class OutcomeTable:
         self.count = _Grow((0,), np.float32)
         self.cost = _Grow((0,), np.float32)
         self.cost_n = _Grow((0,), np.float32)
-        self.rows_by_model: list[_Grow] = []
+        self.cost_ok = _Grow((0,), np.float32)  # $ and count of passing tries alone: failing
+        self.cost_ok_n = _Grow((0,), np.float32)  # tries often cost much more (agents loop)
+        self.after = _Grow((0,), np.int64)  # bit j: model j had failed before this one
+        # Per-model totals kept incrementally (a model's whole record without a full scan):
+        # score and count of independent tries; $ and count of all tries; of passing tries.
+        self.totals = np.zeros((6, 0), dtype=np.float64)
 
     @classmethod
     def build(cls, observations: Iterable[Observation]) -> OutcomeTable:
@@ -96,13 +120,14 @@ class OutcomeTable:
     def column(self, model: str) -> int:
         col = self.col_of.get(model)
         if col is None:
+            if len(self.models) >= MAX_MODELS:
+                raise ConfigError(f"at most {MAX_MODELS} models can be routed between")
             col = len(self.models)
             self.models.append(model)
             self.col_of[model] = col
-            for grow in (self.score, self.count, self.cost, self.cost_n):
-                grow.data = np.concatenate([grow.data, np.zeros((len(grow.data), 1),
-                                                                dtype=np.float32)], axis=1)
-            self.rows_by_model.append(_Grow((), np.int64))
+            for grow in self._grids():
+                grow.add_column()
+            self.totals = np.concatenate([self.totals, np.zeros((6, 1))], axis=1)
         return col
 
     def row(self, task: str, features: str) -> int:
@@ -110,23 +135,47 @@ class OutcomeTable:
         if row is None:
             row = self.vectors.append(vectorize(features.split()))
             width = len(self.models)
-            for grow in (self.score, self.count, self.cost, self.cost_n):
-                grow.append(np.zeros(width, dtype=np.float32))
+            for grow in self._grids():
+                grow.append(np.zeros(width, dtype=grow.data.dtype))
             self.task_ids.append(task)
             self.features.append(features)
             self.row_of[task] = row
         return row
 
+    def _grids(self) -> tuple[_Grow, ...]:
+        return (self.score, self.count, self.cost, self.cost_n, self.cost_ok, self.cost_ok_n,
+                self.after)
+
+    def failed_mask(self, row: int) -> int:
+        """Bits of the models recorded as failing on `row` so far."""
+        count = self.count.data[row]
+        failing = (count > 0) & (self.score.data[row] < count)
+        return int(np.sum(np.left_shift(1, np.flatnonzero(failing)).astype(np.int64)))
+
+    def mask_of(self, models: Iterable[str]) -> int:
+        return sum(1 << self.column(m) for m in set(models))
+
     def add(self, obs: Observation) -> None:
         col = self.column(obs.model)
+        after = None if obs.after is None else self.mask_of(obs.after)
         row = self.row(obs.task, obs.features)
-        if self.count.data[row, col] == 0:
-            self.rows_by_model[col].append(row)
+        if after is None:
+            after = self.failed_mask(row) & ~(1 << col)
+        first = self.count.data[row, col] == 0
+        # Several tries of one model on one task: keep the loosest condition seen.
+        self.after.data[row, col] = after if first else self.after.data[row, col] & after
         self.score.data[row, col] += obs.score * obs.weight
         self.count.data[row, col] += obs.weight
+        if after == 0:
+            self.totals[0, col] += obs.score * obs.weight
+            self.totals[1, col] += obs.weight
         if obs.cost_usd is not None:
-            self.cost.data[row, col] += obs.cost_usd * obs.weight
+            paid, ok = obs.cost_usd * obs.weight, obs.score * obs.weight
+            self.cost.data[row, col] += paid
             self.cost_n.data[row, col] += obs.weight
+            self.cost_ok.data[row, col] += paid * obs.score
+            self.cost_ok_n.data[row, col] += ok
+            self.totals[2:, col] += (paid, obs.weight, paid * obs.score, ok)
 
     @property
     def n_rows(self) -> int:
@@ -134,19 +183,6 @@ class OutcomeTable:
 
     def similarities(self, query: np.ndarray) -> np.ndarray:
         return self.vectors.view @ query
-
-    def rows(self, model: str) -> np.ndarray:
-        col = self.col_of.get(model)
-        return self.rows_by_model[col].view if col is not None else np.zeros(0, dtype=np.int64)
-
-    def mean_score(self, rows: np.ndarray, model: str) -> np.ndarray:
-        """Per-row mean score of `model`; NaN where it was never tried."""
-        col = self.col_of.get(model)
-        if col is None:
-            return np.full(len(rows), np.nan, dtype=np.float32)
-        count = self.count.data[rows, col]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(count > 0, self.score.data[rows, col] / count, np.nan)
 
     def outcomes_text(self, row: int, limit: int = 4) -> str:
         """`model:pass model:fail ...` for one past task, for explanations."""

@@ -60,19 +60,23 @@ class Policy:
         self.seed = seed
 
     def choose(self, task: RouteTask, candidates: Sequence[str],
-               tried: Sequence[Tried] = ()) -> Decision:
+               tried: Sequence[Tried] = (), attempts_left: int = 1) -> Decision:
+        """Pick the model for the next attempt. `attempts_left` counts this one: policies
+        that plan a cascade can prefer a cheap try when a stronger model can still follow."""
         if not candidates:
             raise ConfigError("no candidate models to route between")
         pool = untried(candidates, tried)
-        return self.rank(task, pool, tried)
+        return self.rank(task, pool, tried, attempts_left)
 
-    def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried]) -> Decision:
+    def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried],
+             attempts_left: int = 1) -> Decision:
         raise NotImplementedError
 
     def update(self, task: RouteTask, model: str, outcome: Outcome) -> None:
         if outcome.skill:
+            # after=None: the models that already failed on this task are the condition.
             self.table.add(Observation(task.id, task.features.compact(), model, outcome.score,
-                                       outcome.cost_usd))
+                                       outcome.cost_usd, after=None))
 
     def explain(self, decision: Decision) -> str:
         from .report import explain_decision
@@ -84,19 +88,16 @@ class Policy:
     def mean_cost(self, model: str) -> float | None:
         """Observed mean $ per attempt, else the price hint, else None."""
         col = self.table.col_of.get(model)
-        if col is not None:
-            n = float(self.table.cost_n.view[:, col].sum())
-            if n > 0:
-                return float(self.table.cost.view[:, col].sum()) / n
+        if col is not None and self.table.totals[3, col] > 0:
+            return float(self.table.totals[2, col] / self.table.totals[3, col])
         return self.cost_hint(model)
 
     def pass_rate(self, model: str, prior: float = 0.5, strength: float = 2.0) -> float:
         col = self.table.col_of.get(model)
         if col is None:
             return prior
-        n = float(self.table.count.view[:, col].sum())
-        s = float(self.table.score.view[:, col].sum())
-        return (s + prior * strength) / (n + strength)
+        score, count = self.table.totals[0, col], self.table.totals[1, col]
+        return float((score + prior * strength) / (count + strength))
 
 
 def untried(candidates: Sequence[str], tried: Sequence[Tried]) -> list[str]:
@@ -125,7 +126,8 @@ def _sort_key_cost(policy: Policy) -> Callable[[str], tuple[int, float, str]]:
 class CheapestFirst(Policy):
     name = "cheapest-first"
 
-    def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried]) -> Decision:
+    def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried],
+             attempts_left: int = 1) -> Decision:
         ordered = sorted(pool, key=_sort_key_cost(self))
         return Decision(ordered[0], self.name, "cheapest model not yet tried on this task")
 
@@ -133,7 +135,8 @@ class CheapestFirst(Policy):
 class BestFirst(Policy):
     name = "best-first"
 
-    def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried]) -> Decision:
+    def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried],
+             attempts_left: int = 1) -> Decision:
         cost = _sort_key_cost(self)
         ordered = sorted(pool, key=lambda m: (-self.pass_rate(m), cost(m)))
         return Decision(ordered[0], self.name, "highest pass rate in memory not yet tried")
@@ -142,7 +145,8 @@ class BestFirst(Policy):
 class RandomPolicy(Policy):
     name = "random"
 
-    def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried]) -> Decision:
+    def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried],
+             attempts_left: int = 1) -> Decision:
         model = pool[int(task_rng(self.seed, task, len(tried)).integers(len(pool)))]
         return Decision(model, self.name, "uniformly random among untried models")
 
@@ -154,7 +158,7 @@ class Fixed(Policy):
         self.name = f"fixed:{model}"
 
     def choose(self, task: RouteTask, candidates: Sequence[str],
-               tried: Sequence[Tried] = ()) -> Decision:
+               tried: Sequence[Tried] = (), attempts_left: int = 1) -> Decision:
         if self.model not in candidates:
             raise ConfigError(f"policy {self.name}: {self.model!r} is not among the models "
                               f"({', '.join(candidates)})")
@@ -178,20 +182,17 @@ class StaticTable(Policy):
         self.cells = self._build()
 
     def _build(self) -> dict[str, dict[str, float]]:
-        sums: dict[str, dict[str, list[float]]] = {}
         table = self.table
-        keys = [cell_key(Features.parse(f)) for f in table.features]
-        for col, model in enumerate(table.models):
-            for row in table.rows(model):
-                n = float(table.count.data[row, col])
-                s = float(table.score.data[row, col])
-                acc = sums.setdefault(keys[row], {}).setdefault(model, [0.0, 0.0])
-                acc[0] += s
-                acc[1] += n
-        return {cell: {m: s / n for m, (s, n) in per.items() if n >= self.MIN_SUPPORT}
-                for cell, per in sums.items()}
+        sums: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for row, features in enumerate(table.features):
+            key = cell_key(Features.parse(features))
+            score, count = sums.get(key, (0.0, 0.0))
+            sums[key] = (score + table.score.data[row], count + table.count.data[row])
+        return {cell: {m: float(score[c] / count[c]) for m, c in table.col_of.items()
+                       if count[c] >= self.MIN_SUPPORT} for cell, (score, count) in sums.items()}
 
-    def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried]) -> Decision:
+    def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried],
+             attempts_left: int = 1) -> Decision:
         cell = self.cells.get(cell_key(task.features), {})
         cost = _sort_key_cost(self)
         ordered = sorted(pool, key=lambda m: (-cell.get(m, self.pass_rate(m) - 1.0), cost(m)))

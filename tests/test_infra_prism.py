@@ -45,7 +45,9 @@ def prism_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """Base URL of a Prism serving the whole (patched) api.github.com spec."""
     _skip_or_fail_if_missing()
     with prism.prism_server() as url:
-        _report(request.config, f"\n[prism] full GitHub spec up in {url.startup_seconds:.1f} s at {url}")
+        _report(
+            request.config, f"\n[prism] full GitHub spec up in {url.startup_seconds:.1f} s at {url}"
+        )
         yield url
 
 

@@ -9,9 +9,19 @@ official description, also pinned there).  Install once per clone with::
 Usage::
 
     with prism_server() as url:          # e.g. "http://127.0.0.1:40123"
-        gh = github.Github(base_url=url, auth=github.Auth.Token("ghs_x"))
+        # retry=None: PyGithub's default retries 5xx/403 with long back-off
+        gh = github.Github(base_url=url, auth=github.Auth.Token("ghs_x"), retry=None)
         pr = gh.get_repo("octocat/Hello-World").create_pull(
             title="t", body="b", head="octocat:branch", base="main", draft=True)
+
+What works (PyGithub 2.10): get_repo, create_pull(draft=True), add_to_labels /
+set_labels (after the spec fix below), as_issue/get_issue, create_comment,
+remove_from_labels, get_pulls(state=, head=) (one page), get_workflow_run(id).jobs(),
+WorkflowJob.logs_url() (302, Location = the spec's example
+``https://pipelines.actions.githubusercontent.com/...``).  Responses are the
+spec's static examples, so they do not echo the request (create_pull returns
+PR #1347 "Amazing new feature", get_workflow_run is octo-org/octo-repo's
+run) and no state is kept between calls.
 
 Spec variant and start-up
     The package ships ``api.github.com.json`` (13 MB, uses ``$ref``) and
