@@ -13,12 +13,12 @@ from pathlib import Path
 from .config import Settings
 from .domain import Decision, Features, FixResult, Task
 from .errors import ConfigError
+from .features import task_features
 from .fixer import FixJob, run_fix
 from .gitrepo import GitRepo
 from .llm import LLMClient, Price, ReplayBook, resolve_prices
 from .memory import Memory
 from .outcomes import observations
-from .features import task_features
 from .router import Policy, RouteTask, make_policy
 from .verifier import LocalSandbox, detect_test_command
 
@@ -95,6 +95,8 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
                  max_cost_usd=settings.max_cost_usd, context_tokens=settings.context_tokens,
                  branch=branch, dry_run=dry_run, base=base, echo=echo,
                  on_record=lambda record: memory.add([record]))
+    if not dry_run:
+        folio.llm.prefetch()  # overlaps litellm's import with the baseline test run
     try:
         return run_fix(job)
     finally:

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from .domain import Features
 from .errors import AcrError
 from .features import extract
 from .outcomes import Observation
@@ -267,7 +266,6 @@ def sweep(rows: Sequence[Row], policies: Sequence[str], cfg: BenchConfig,
           weights: Sequence[float], progress: Callable[[int], Any] | None = None
           ) -> list[dict[str, Any]]:
     """Success and total $ of each policy at each cost weight: points for a Pareto plot."""
-    stream = [r for r in rows if r.split != "train"]
     points = []
     for weight in weights:
         at = BenchConfig(cfg.mode, cfg.max_attempts, weight, cfg.seed)

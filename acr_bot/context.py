@@ -63,7 +63,7 @@ def repo_libraries(root: Path, paths: Sequence[str], limit: int = 40) -> tuple[s
                                    and name.endswith(".txt") else name)
         if pattern and path.count("/") <= 1:
             text = _read(root / path) or ""
-            for dep in re.findall(pattern, text, re.M):
+            for dep in re.findall(pattern, text, re.MULTILINE):
                 found[dep.split("/")[-1].lower()] = None
     return tuple(list(found)[:limit])
 
@@ -113,7 +113,7 @@ def test_files(test_ids: Iterable[str], paths: Sequence[str]) -> list[str]:
 
 def imported_files(text: str, paths: Sequence[str]) -> list[str]:
     """Repo modules a Python file imports (`from pkg.mod import x` -> pkg/mod.py)."""
-    modules = re.findall(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", text, re.M)
+    modules = re.findall(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", text, re.MULTILINE)
     names = []
     for module in (a or b for a, b in modules):
         stem = module.replace(".", "/")
@@ -138,7 +138,7 @@ def _overlap_ranked(root: Path, task_words: set[str], paths: Sequence[str]) -> l
 def _defining(root: Path, names: Sequence[str], paths: Sequence[str]) -> list[str]:
     if not names:
         return []
-    pattern = re.compile("|".join(DEFINE_RE.format(re.escape(n)) for n in names), re.M)
+    pattern = re.compile("|".join(DEFINE_RE.format(re.escape(n)) for n in names), re.MULTILINE)
     out = []
     for path in _source_files(paths)[:MAX_SCANNED]:
         text = _read(root / path)
@@ -170,7 +170,7 @@ def _fill(root: Path, wanted: dict[str, str], paths: Sequence[str], budget: int)
     files: dict[str, str] = {}
     omitted = []
     left = budget * CHARS_PER_TOKEN
-    for path, reason in wanted.items():
+    for path in wanted:
         text = _read(root / path)
         if text is None:
             continue

@@ -49,7 +49,7 @@ KINDS = {
 }
 ERROR_RE = re.compile(r"\b([A-Z][A-Za-z0-9]*(?:Error|Exception|Warning|Fault))\b")
 FILE_RE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.(" + "|".join(EXTENSIONS) + r"))\b")
-IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.M)
+IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)
 SITE_RE = re.compile(r"(?:site-packages|node_modules|dist-packages)/(@?[\w.-]+)")
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,}")
 # Credentials a task may quote: cut out before anything else, so no token holds a piece of one.
@@ -59,16 +59,7 @@ SECRET_RE = re.compile(
     r"\b(?:gh[opsur]_[A-Za-z0-9]{16,}|github_pat_\w{16,}|sk-[\w-]{16,}|xox[abprs]-[\w-]{10,}"
     r"|AKIA[0-9A-Z]{16}|eyJ[\w-]{10,}\.[\w.-]+)|(?i:\bbearer\s+)[\w.+/=-]{8,}"
     r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)")
-STOPWORDS = frozenset("""
-the and for that this with from not are but was have has had you your when what which will
-would should could can cannot into then than there their they them its also just like more
-some such only other about after before because been being both each does doing done how
-here where while why all any most very use used using get got set one two out off over
-under again further once same new now way may might must need make made see seen seems
-issue issues please thanks thank hello want expected actual example following instead
-code file line lines run running work works working test tests error errors bug fix
-return returns value values true false none null self def class import print
-""".split())
+STOPWORDS = frozenset(["the", "and", "for", "that", "this", "with", "from", "not", "are", "but", "was", "have", "has", "had", "you", "your", "when", "what", "which", "will", "would", "should", "could", "can", "cannot", "into", "then", "than", "there", "their", "they", "them", "its", "also", "just", "like", "more", "some", "such", "only", "other", "about", "after", "before", "because", "been", "being", "both", "each", "does", "doing", "done", "how", "here", "where", "while", "why", "all", "any", "most", "very", "use", "used", "using", "get", "got", "set", "one", "two", "out", "off", "over", "under", "again", "further", "once", "same", "new", "now", "way", "may", "might", "must", "need", "make", "made", "see", "seen", "seems", "issue", "issues", "please", "thanks", "thank", "hello", "want", "expected", "actual", "example", "following", "instead", "code", "file", "line", "lines", "run", "running", "work", "works", "working", "test", "tests", "error", "errors", "bug", "fix", "return", "returns", "value", "values", "true", "false", "none", "null", "self", "def", "class", "import", "print"])
 
 
 def _sanitize(token: str) -> str:
@@ -85,7 +76,7 @@ def languages(text: str, language: str | None = None, files: Iterable[str] = ())
         if ext in EXTENSIONS:
             found[EXTENSIONS[ext]] += 2
     for pattern, lang in TRACE_LANGUAGES:
-        if re.search(pattern, text, re.M):
+        if re.search(pattern, text, re.MULTILINE):
             found[lang] += 3
     return [lang for lang, _ in found.most_common(2)]
 
@@ -94,7 +85,7 @@ def task_kind(text: str, source: str = "cli") -> str:
     if source == "ci":
         return "test-failure"
     head = text[:4000]
-    scores = {kind: len(re.findall(pattern, head, re.I)) for kind, pattern in KINDS.items()}
+    scores = {kind: len(re.findall(pattern, head, re.IGNORECASE)) for kind, pattern in KINDS.items()}
     best = max(scores, key=lambda k: scores[k])
     return best if scores[best] else "other"
 
@@ -103,7 +94,7 @@ def error_types(text: str, limit: int = 3) -> list[str]:
     found = Counter(ERROR_RE.findall(text))
     if re.search(r"\bpanic(?:ked)?\b", text):
         found["panic"] += 1
-    if re.search(r"segmentation fault|SIGSEGV", text, re.I):
+    if re.search(r"segmentation fault|SIGSEGV", text, re.IGNORECASE):
         found["segfault"] += 1
     return [name for name, _ in found.most_common(limit)]
 
@@ -118,7 +109,7 @@ def libraries(text: str, known: Iterable[str] = (), limit: int = 3) -> list[str]
     found: Counter[str] = Counter()
     for name in IMPORT_RE.findall(text) + SITE_RE.findall(text):
         found[name.lower()] += 2
-    words = set(w.lower() for w in WORD_RE.findall(text[:20_000]))
+    words = {w.lower() for w in WORD_RE.findall(text[:20_000])}
     for dep in known:
         if dep.lower() in words:
             found[dep.lower()] += 1

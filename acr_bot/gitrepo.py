@@ -25,7 +25,7 @@ def git(root: Path, *args: str, check: bool = True, env: Mapping[str, str] | Non
     """Run one git command in `root` and return its stdout (stripped of the final newline)."""
     command = ["git", "-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}", *args]
     try:
-        done = subprocess.run(command, cwd=root, capture_output=True, text=True, env=env,
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True, env=env, check=False,
                               input=input_text, timeout=timeout, errors="replace")
     except FileNotFoundError:
         raise GitError("git is not installed or not on PATH") from None

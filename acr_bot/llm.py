@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ def _litellm_price_table() -> dict[str, Any]:
     spec = importlib.util.find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
         return {}
-    path = Path(list(spec.submodule_search_locations)[0]) / "model_prices_and_context_window_backup.json"
+    path = Path(next(iter(spec.submodule_search_locations))) / "model_prices_and_context_window_backup.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -224,8 +225,19 @@ class LLMClient:
         self.prices = dict(prices or {})
         self.replay = ReplayBook.load(replay_file) if replay_file else None
         self._ready = False
+        self._importer: threading.Thread | None = None
+
+    def prefetch(self) -> None:
+        """Import litellm in the background (about 3 s) while other work, such as the
+        baseline test run, goes on; the first call waits for it."""
+        if self._importer is None and not self._ready:
+            self._importer = threading.Thread(target=_litellm, name="litellm-import",
+                                              daemon=True)
+            self._importer.start()
 
     def _setup(self) -> Any:
+        if self._importer is not None:
+            self._importer.join()
         litellm = _litellm()
 
         if not self._ready:
@@ -261,7 +273,7 @@ class LLMClient:
                                               timeout=self.timeout,
                                               api_base=self.api_bases.get(model))
                 return self._reply(model, response, time.monotonic() - started)
-            except Exception as exc:  # litellm raises many provider-specific types
+            except Exception as exc:  # noqa: BLE001 - litellm raises many provider types
                 _reraise_replay_error(exc)
                 name = type(exc).__name__
                 if name not in TRANSIENT or attempt == self.retries:

@@ -91,7 +91,7 @@ def stats_tables(cells: dict[str, dict[str, dict[str, float]]]) -> str:
 def records_table(records: Sequence[Record]) -> str:
     import datetime as dt
 
-    rows = [[r.id, dt.datetime.fromtimestamp(r.ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+    rows = [[r.id, dt.datetime.fromtimestamp(r.ts, dt.UTC).strftime("%Y-%m-%d %H:%M"),
              r.kind, r.task[:24], r.model, r.outcome, _usd(r.cost_usd) if r.kind == "attempt"
              else r.ref] for r in records]
     return table(["id", "time (UTC)", "kind", "task", "model", "outcome", "$ / ref"], rows)
