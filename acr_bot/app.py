@@ -77,8 +77,12 @@ def sandbox_for(settings: Settings) -> LocalSandbox:
 
 def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = False,
         branch: str | None = None, echo: Callable[[str], None] = lambda line: None,
-        base: str | None = None, memory_file: Path | None = None) -> FixResult:
-    """Fix `task` in the checkout at `repo_path`; append every attempt to the memory file."""
+        base: str | None = None, memory_file: Path | None = None,
+        memory: Memory | None = None) -> FixResult:
+    """Fix `task` in the checkout at `repo_path`; append every attempt to the memory file.
+
+    With `memory` given, records are only queued on it (`memory.pending`) and the caller
+    persists them (the Action writes them to the memory branch)."""
     repo = GitRepo(repo_path)
     test_command = settings.test_command or detect_test_command(repo.root)
     if not test_command:
@@ -86,7 +90,9 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
                           "(or set test_command in .github/acr-bot.yml)")
     if not settings.test_command:
         echo(f"test command (detected): {test_command}")
-    memory = Memory.load(memory_file or memory_path(repo.root, settings))
+    owned = memory is None
+    if memory is None:
+        memory = Memory.load(memory_file or memory_path(repo.root, settings))
     folio = portfolio(settings)
     job = FixJob(task=task, repo=repo, models=folio.models, policy=build_policy(settings, memory,
                  folio), llm=folio.llm, sandbox=sandbox_for(settings), test_command=test_command,
@@ -101,7 +107,7 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
         return run_fix(job)
     finally:
         # Saved even when the run is interrupted: every attempt paid for is remembered.
-        if memory.pending:
+        if owned and memory.pending:
             memory.save()
 
 

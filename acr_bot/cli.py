@@ -335,5 +335,13 @@ def _write_outputs(json_out: Path | None, doc: Any, plot_out: Path | None,
         click.echo(f"plot: {plot_out}")
 
 
+@cli.command("action")
+def cli_action() -> None:
+    """Handle the GitHub event of this Actions run (the Docker action's entry point)."""
+    from .action import main as action_main
+
+    sys.exit(action_main())
+
+
 def main() -> None:
     cli(prog_name="acr-bot")

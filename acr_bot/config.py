@@ -197,7 +197,7 @@ def read_config_file(repo: Path) -> dict[str, Any]:
 
 def action_inputs(env: Mapping[str, str]) -> dict[str, Any]:
     """Settings given as GitHub Action inputs (INPUT_<NAME> variables; empty means unset)."""
-    names = set(PARSERS) | {"models"}
+    names = set(PARSERS) | {"models"}  # others (github-token, bot-login) are context
     raw = {}
     for key, value in env.items():
         if key.startswith("INPUT_") and value.strip():
@@ -237,3 +237,50 @@ def environment() -> Mapping[str, str]:
 
 def setting_names() -> list[str]:
     return [f.name for f in fields(Settings)]
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """What the GitHub Actions runner tells the action through its environment."""
+
+    event_name: str
+    event_path: Path | None
+    repository: str  # owner/name
+    workspace: Path
+    api_url: str = "https://api.github.com"
+    server_url: str = "https://github.com"
+    token: str = ""
+    ref: str = ""
+    run_id: str = ""
+    actor: str = ""
+    step_summary: Path | None = None
+    output: Path | None = None
+    bot_login: str = "github-actions[bot]"
+
+    @property
+    def owner(self) -> str:
+        return self.repository.split("/", 1)[0]
+
+
+def action_context(env: Mapping[str, str] | None = None) -> ActionContext:
+    """Read the runner's variables; a missing one that the action needs is a ConfigError."""
+    env = os.environ if env is None else env
+    missing = [n for n in ("GITHUB_EVENT_NAME", "GITHUB_REPOSITORY") if not env.get(n)]
+    if missing:
+        raise ConfigError(f"not running inside GitHub Actions: {', '.join(missing)} not set "
+                          "(use `acr-bot fix` on the command line instead)")
+
+    def path(name: str) -> Path | None:
+        return Path(env[name]) if env.get(name) else None
+
+    token = env.get("INPUT_GITHUB-TOKEN") or env.get("INPUT_GITHUB_TOKEN") or env.get(
+        "GITHUB_TOKEN", "")
+    return ActionContext(
+        event_name=env["GITHUB_EVENT_NAME"], event_path=path("GITHUB_EVENT_PATH"),
+        repository=env["GITHUB_REPOSITORY"], workspace=Path(env.get("GITHUB_WORKSPACE", ".")),
+        api_url=env.get("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
+        server_url=env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/"),
+        token=token.strip(), ref=env.get("GITHUB_REF", ""), run_id=env.get("GITHUB_RUN_ID", ""),
+        actor=env.get("GITHUB_ACTOR", ""), step_summary=path("GITHUB_STEP_SUMMARY"),
+        output=path("GITHUB_OUTPUT"),
+        bot_login=env.get("INPUT_BOT-LOGIN") or env.get("ACR_BOT_LOGIN") or "github-actions[bot]")

@@ -175,6 +175,7 @@ class Attempt:
     feedback: str = ""  # the message written for the next attempt's model
     diff: str = ""
     files: tuple[str, ...] = ()  # paths the edits changed
+    note: str = ""  # the model's own explanation, the text before its edit blocks
 
     @property
     def passed(self) -> bool:

@@ -6,6 +6,7 @@ attempt is reported to the policy (so it learns within the task) and queued as a
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -217,11 +218,22 @@ def _apply_and_verify(job: FixJob, state: _State, reply: Reply, number: int,
     if verdict.passed:
         state.final = run
         return Attempt(number, reply.model, "passed", seconds, **usage, counts=run.counts,
-                       detail=verdict.reason, diff=diff, files=tuple(changed))
+                       detail=verdict.reason, diff=diff, files=tuple(changed),
+                       note=explanation(reply.text))
     feedback = (f"Your edits applied:\n```diff\n{diff[:2000]}\n```\nbut verification failed.\n"
                 + failure_feedback(verdict, FEEDBACK_LIMIT))
     return Attempt(number, reply.model, "tests_failed", seconds, **usage, counts=run.counts,
                    detail=verdict.reason, feedback=feedback, diff=diff)
+
+
+def explanation(reply: str, limit: int = 800) -> str:
+    """The prose before the first edit block (minus the path line above the block)."""
+    head = re.split(r"^\s*(?:```|~~~|<{5,9} ?SEARCH)", reply, maxsplit=1, flags=re.MULTILINE)[0]
+    lines = head.rstrip().splitlines()
+    if lines and re.fullmatch(r"\S+\.\w+:?", lines[-1].strip().strip("`*")):
+        lines = lines[:-1]  # the path of the first block
+    text = "\n".join(lines).strip()
+    return text if len(text) <= limit else text[:limit].rstrip() + "..."
 
 
 def _remember(job: FixJob, state: _State, attempt: Attempt) -> None:

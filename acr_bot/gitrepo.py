@@ -6,6 +6,8 @@ HEAD, and a fix becomes a branch created from outside, so the user's branch and 
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 import shutil
 import subprocess
@@ -22,20 +24,90 @@ BOT_EMAIL = "acr-bot@users.noreply.github.com"
 
 def git(root: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None,
         input_text: str | None = None, timeout: float = 300) -> str:
-    """Run one git command in `root` and return its stdout (stripped of the final newline)."""
+    """Run one git command in `root` and return its stdout (stripped of the final newline).
+
+    `env` adds variables to the inherited environment (credentials for one push, say)."""
     command = ["git", "-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}", *args]
+    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **env} if env else None
     try:
-        done = subprocess.run(command, cwd=root, capture_output=True, text=True, env=env, check=False,
-                              input=input_text, timeout=timeout, errors="replace")
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True,
+                              env=full_env, check=False, input=input_text, timeout=timeout,
+                              errors="replace")
     except FileNotFoundError:
         raise GitError("git is not installed or not on PATH") from None
     except subprocess.TimeoutExpired:
         raise GitError(f"git {' '.join(args[:3])} timed out after {timeout:.0f} s") from None
     if check and done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().splitlines()
-        raise GitError(f"git {' '.join(args[:3])} failed in {root}: "
-                       f"{detail[-1] if detail else 'exit ' + str(done.returncode)}")
+        output = (done.stderr or done.stdout).strip()
+        error = GitError(f"git {' '.join(args[:3])} failed in {root}: {_headline(output)}"
+                         if output else f"git {args[0]} exited {done.returncode}")
+        error.output = output  # type: ignore[attr-defined]
+        raise error
     return done.stdout.rstrip("\n")
+
+
+def _headline(output: str) -> str:
+    """The line that says what went wrong (git ends with hints, not with the error)."""
+    lines = output.splitlines()
+    for line in lines:
+        if line.startswith(("fatal:", "error:", " ! [")):
+            return line.strip()
+    return lines[-1].strip()
+
+
+class Remote:
+    """Where to fetch from and push to, with the token passed explicitly for this command
+    only (an http extra header in the environment, never in argv, URLs or config files), so
+    neither a checkout's stored credentials nor a leaked process list matter."""
+
+    def __init__(self, url: str, token: str = "") -> None:
+        self.url = url
+        self.token = token
+
+    def env(self) -> dict[str, str]:
+        if not self.token or not self.url.startswith(("https://", "http://")):
+            return {"GIT_TERMINAL_PROMPT": "0"}
+        scheme, rest = self.url.split("://", 1)
+        key = f"http.{scheme}://{rest.split('/', 1)[0]}/.extraheader"
+        basic = base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
+        # The empty value first resets headers configured elsewhere (actions/checkout's).
+        return {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_COUNT": "2",
+                "GIT_CONFIG_KEY_0": key, "GIT_CONFIG_VALUE_0": "",
+                "GIT_CONFIG_KEY_1": key, "GIT_CONFIG_VALUE_1": f"AUTHORIZATION: basic {basic}"}
+
+    def __repr__(self) -> str:  # never print the token
+        return f"Remote({self.url!r})"
+
+
+class PushRejected(GitError):
+    """The remote moved on since we fetched (non-fast-forward); fetch, merge, try again."""
+
+
+def fetch(root: Path, remote: Remote, branch: str, into: str) -> str | None:
+    """Fetch `branch` of `remote` into local ref `into`; its sha, or None if it does not exist."""
+    found = git(root, "ls-remote", "--heads", remote.url, f"refs/heads/{branch}",
+                env=remote.env(), timeout=120)
+    if not found.strip():
+        return None
+    git(root, "fetch", "--quiet", "--no-tags", remote.url, f"+refs/heads/{branch}:{into}",
+        env=remote.env(), timeout=300)
+    return git(root, "rev-parse", into)
+
+
+def push(root: Path, remote: Remote, commit: str, branch: str,
+         expect: str | None = None, force: bool = False) -> None:
+    """Push `commit` to `branch`. With `force`, only if the branch is still at `expect`."""
+    args = ["push", "--quiet", "--no-verify", remote.url, f"{commit}:refs/heads/{branch}"]
+    if force:
+        args.insert(3, f"--force-with-lease=refs/heads/{branch}:{expect or ''}")
+    try:
+        git(root, *args, env=remote.env(), timeout=300)
+    except GitError as exc:
+        text = getattr(exc, "output", str(exc))
+        if any(s in text for s in ("rejected", "non-fast-forward", "fetch first", "stale info",
+                                   "failed to update ref", "cannot lock ref")):
+            raise PushRejected(text) from None
+        raise
 
 
 class GitRepo:

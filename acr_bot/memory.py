@@ -88,6 +88,22 @@ def decode_summary(doc: dict[str, Any]) -> Summary:
                    float(doc.get("c", 0.0)), tuple(doc.get("cov", ())))
 
 
+def parse_tables(text: str, origin: str) -> dict[str, Any]:
+    """The raw tables of a memory file's text; MemoryFileError (naming `origin`) if corrupt."""
+    if not text.strip():
+        raise MemoryFileError(f"{origin}: the file is empty (truncated?); it was left "
+                              "untouched. Restore it from git or move it away.")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise MemoryFileError(f"{origin}: not valid JSON ({exc}); the file was left "
+                              "untouched. Restore it from git (git checkout -- <file>) "
+                              "or move it away to start a fresh memory.") from None
+    if not isinstance(data, dict):
+        raise MemoryFileError(f"{origin}: expected a JSON object of tables")
+    return data
+
+
 class AtomicJSONStorage(Storage):
     """tinydb storage that validates on read and replaces the file atomically on write."""
 
@@ -101,18 +117,7 @@ class AtomicJSONStorage(Storage):
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise MemoryFileError(f"{self.path}: cannot be read ({exc})") from None
-        if not text.strip():
-            raise MemoryFileError(f"{self.path}: the file is empty (truncated?); it was left "
-                                  "untouched. Restore it from git or move it away.")
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise MemoryFileError(f"{self.path}: not valid JSON ({exc}); the file was left "
-                                  "untouched. Restore it from git (git checkout -- <file>) "
-                                  "or move it away to start a fresh memory.") from None
-        if not isinstance(data, dict):
-            raise MemoryFileError(f"{self.path}: expected a JSON object of tables")
-        return data
+        return parse_tables(text, str(self.path))
 
     def write(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,8 +154,17 @@ class Memory:
         data = AtomicJSONStorage(str(path)).read()
         if data is None:
             return cls(path)
-        version, data = migrate(data, str(path))
-        records = [_decode_checked(doc, path) for doc in data.get(RECORDS, {}).values()]
+        return cls.from_tables(data, str(path), path)
+
+    @classmethod
+    def from_text(cls, text: str, origin: str, path: Path | None = None) -> Memory:
+        """A memory from a file's text (e.g. read from a git branch)."""
+        return cls.from_tables(parse_tables(text, origin), origin, path)
+
+    @classmethod
+    def from_tables(cls, data: dict[str, Any], origin: str, path: Path | None) -> Memory:
+        version, data = migrate(data, origin)
+        records = [_decode_checked(doc, origin) for doc in data.get(RECORDS, {}).values()]
         summaries = [decode_summary(doc) for doc in data.get(SUMMARIES, {}).values()]
         return cls(path, records, summaries, version)
 
@@ -186,7 +200,7 @@ class Memory:
                 f"knows {SCHEMA_VERSION}); upgrade acr-bot to write to it. It was not changed.")
 
 
-def _decode_checked(doc: Any, path: Path) -> Record:
+def _decode_checked(doc: Any, path: Path | str) -> Record:
     try:
         return decode(doc)
     except (TypeError, KeyError, AttributeError) as exc:

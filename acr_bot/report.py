@@ -95,3 +95,49 @@ def records_table(records: Sequence[Record]) -> str:
              r.kind, r.task[:24], r.model, r.outcome, _usd(r.cost_usd) if r.kind == "attempt"
              else r.ref] for r in records]
     return table(["id", "time (UTC)", "kind", "task", "model", "outcome", "$ / ref"], rows)
+
+
+def _evidence(result: FixResult) -> str:
+    return (f"`{result.test_command}`\n\n| | result |\n|---|---|\n"
+            f"| before | {run_summary(result.baseline)} |\n| after | {run_summary(result.final)} |")
+
+
+def pr_body(result: FixResult, marker: str, prefix: str = "/acr",
+            closes: int | None = None) -> str:
+    """The pull request body: what changed, why this model, attempts, evidence, feedback."""
+    winner = next(a for a in result.attempts if a.passed)
+    files = "\n".join(f"- `{f}`" for f in winner.files) or "- (none)"
+    parts = [f"Fixes #{closes}\n" if closes else "",
+             f"## What changed\n{winner.note or 'The model gave no explanation.'}\n\n{files}",
+             f"## Why {winner.model}\n{explain_decision(result.decisions[0], markdown=True)}"
+             if result.decisions else "",
+             f"## Attempts\n{attempts_table(result.attempts, markdown=True)}",
+             f"## Test evidence\n{_evidence(result)}",
+             f"**Cost:** ${result.cost_usd:.4f} over {len(result.attempts)} attempt(s).",
+             "## Feedback\nComment `" + prefix + " revise <what to change>` for another "
+             "attempt on this branch, `" + prefix + " explain` for the routing decision. "
+             "Merging or closing this PR is recorded in the routing memory, so the next "
+             "choice of model learns from your verdict.",
+             marker]
+    return "\n\n".join(p for p in parts if p)
+
+
+def gave_up_comment(result: FixResult) -> str:
+    lines = [f"**acr-bot could not produce a verified fix:** {result.reason}."]
+    if result.attempts:
+        lines.append(attempts_table(result.attempts, markdown=True))
+    lines.append(f"Tests before any change: {run_summary(result.baseline)}.")
+    return "\n\n".join(lines)
+
+
+def job_summary(title: str, result: FixResult | None, extra: str = "") -> str:
+    parts = [f"## acr-bot: {title}"]
+    if result is not None:
+        parts.append(f"**{result.outcome}**: {result.reason}")
+        if result.decisions:
+            parts.append(explain_decision(result.decisions[0], markdown=True))
+        if result.attempts:
+            parts.append(attempts_table(result.attempts, markdown=True))
+    if extra:
+        parts.append(extra)
+    return "\n\n".join(parts) + "\n"

@@ -14,7 +14,7 @@ import pytest
 # reach the network.
 os.environ["LITELLM_OFFLINE_MODE"] = "true"
 
-from acr_bot.gitrepo import git  # noqa: E402
+from acr_bot.gitrepo import git
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "github"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

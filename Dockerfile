@@ -1,0 +1,26 @@
+# The acr-bot GitHub Action image. The base must provide python3 (>= 3.11) with venv;
+# git is installed when missing. Build offline-friendly bases with .ci/base-image.sh.
+ARG BASE_IMAGE=python:3.12-slim
+FROM ${BASE_IMAGE}
+
+SHELL ["/bin/sh", "-eu", "-c"]
+# hadolint ignore=DL3008
+RUN if ! command -v git >/dev/null; then \
+      apt-get update && apt-get install -y --no-install-recommends git ca-certificates && \
+      rm -rf /var/lib/apt/lists/*; \
+    fi
+
+WORKDIR /opt/acr-bot
+COPY pyproject.toml README.md entrypoint.py ./
+COPY acr_bot ./acr_bot
+# A virtualenv: Debian's python refuses system-wide pip installs (PEP 668).
+RUN python3 -m venv /opt/venv && \
+    /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check . && \
+    /opt/venv/bin/python -c "import acr_bot.action"
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    LITELLM_OFFLINE_MODE=true
+
+# Actions runs container actions as root and mounts the workspace at /github/workspace.
+ENTRYPOINT ["/opt/venv/bin/python", "/opt/acr-bot/entrypoint.py"]

@@ -1,0 +1,180 @@
+"""The GitHub REST API: the only module that imports PyGithub (and requests, for log downloads).
+
+Every method names the endpoint it calls. Retries are bounded and never repeat a POST: a 5xx
+on "create pull request" may still have created it, so creation looks before it leaps and
+looks again after a failure instead of blindly retrying.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .errors import GitHubError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Safe to repeat: reads, and writes that set state rather than add to it.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+MAX_LOG_BYTES = 5_000_000
+
+
+@dataclass(frozen=True)
+class Pull:
+    number: int
+    url: str
+    head: str
+    base: str
+    title: str
+    body: str
+    head_sha: str = ""
+    head_repo: str = ""
+    state: str = "open"
+
+
+def _pull(pr: Any) -> Pull:
+    return Pull(pr.number, pr.html_url or "", pr.head.ref, pr.base.ref, pr.title or "",
+                pr.body or "", pr.head.sha or "",
+                pr.head.repo.full_name if pr.head.repo else "", pr.state or "open")
+
+
+class GitHub:
+    """One repository on github.com or GitHub Enterprise (`api_url` from GITHUB_API_URL)."""
+
+    def __init__(self, token: str, repository: str, api_url: str = "https://api.github.com",
+                 *, retries: int = 3, write_delay: float = 1.0, timeout: int = 30) -> None:
+        from github import Auth, Github, GithubRetry
+
+        if not token:
+            raise GitHubError("no GitHub token: set the github-token input (default "
+                              "${{ github.token }}) or GITHUB_TOKEN")
+        retry = GithubRetry(total=retries, backoff_factor=1.0, allowed_methods=IDEMPOTENT,
+                            max_rate_limit_wait=300)
+        self._gh = Github(auth=Auth.Token(token), base_url=api_url, retry=retry,
+                          timeout=timeout, seconds_between_writes=write_delay, lazy=True)
+        self._repo = self._gh.get_repo(repository, lazy=True)
+        self.repository = repository
+        self._token = token
+        self._timeout = timeout
+
+    def _call(self, what: str, func: Callable[[], T]) -> T:
+        from github import GithubException
+
+        try:
+            return func()
+        except GithubException as exc:
+            message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
+            raise GitHubError(f"GitHub API: {what} failed with HTTP {exc.status}: "
+                              f"{message or 'no message'}") from None
+        except OSError as exc:  # connection errors, timeouts
+            raise GitHubError(f"GitHub API: {what} failed: {exc}") from None
+
+    # --- issues and comments ---------------------------------------------------------------
+
+    def comment(self, number: int, body: str) -> str:
+        """POST /repos/{o}/{r}/issues/{n}/comments"""
+        issue = self._repo.get_issue(number)  # lazy: no GET
+        made = self._call(f"comment on #{number}", lambda: issue.create_comment(body))
+        return made.html_url or ""
+
+    def add_label(self, number: int, label: str) -> None:
+        """POST /repos/{o}/{r}/issues/{n}/labels"""
+        issue = self._repo.get_issue(number)
+        self._call(f"label #{number}", lambda: issue.add_to_labels(label))
+
+    def remove_label(self, number: int, label: str) -> None:
+        """DELETE /repos/{o}/{r}/issues/{n}/labels/{name}; a label already gone is fine."""
+        from github import GithubException
+
+        issue = self._repo.get_issue(number)
+        try:
+            issue.remove_from_labels(label)
+        except GithubException as exc:
+            if exc.status != 404:
+                raise GitHubError(f"GitHub API: unlabel #{number} failed with HTTP "
+                                  f"{exc.status}") from None
+
+    # --- pull requests ---------------------------------------------------------------------
+
+    def open_pull(self, head: str) -> Pull | None:
+        """GET /repos/{o}/{r}/pulls?state=open&head={owner}:{branch}"""
+        owner = self.repository.split("/")[0]
+        pulls = self._call("list pull requests", lambda: list(
+            self._repo.get_pulls(state="open", head=f"{owner}:{head}")[:5]))
+        mine = [p for p in pulls if p.head.ref == head]
+        return _pull(mine[0]) if mine else None
+
+    def pull(self, number: int) -> Pull:
+        """GET /repos/{o}/{r}/pulls/{n}"""
+        return _pull(self._call(f"get pull request #{number}",
+                                lambda: self._repo.get_pull(number)))
+
+    def ensure_pull(self, *, head: str, base: str, title: str, body: str,
+                    draft: bool = True, attempts: int = 3) -> tuple[Pull, bool]:
+        """Open a PR for `head`, or update the one already open; never a duplicate.
+
+        Returns (pull, created). POST is not retried by the HTTP layer; after a failure we
+        look for the PR (the POST may have succeeded) before trying again.
+        """
+        for attempt in range(attempts):
+            existing = self.open_pull(head)
+            if existing is not None:
+                return self.update_pull(existing.number, title=title, body=body), False
+            try:
+                made = self._call("create pull request", lambda: self._repo.create_pull(
+                    base=base, head=head, title=title, body=body, draft=draft))
+                return _pull(made), True
+            except GitHubError as exc:
+                if attempt == attempts - 1 or "HTTP 422" in str(exc) and attempt:
+                    raise
+                log.warning("%s; checking whether it was created before retrying", exc)
+                time.sleep(2.0 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def update_pull(self, number: int, *, title: str, body: str) -> Pull:
+        """PATCH /repos/{o}/{r}/pulls/{n}"""
+        pr = self._call(f"get pull request #{number}", lambda: self._repo.get_pull(number))
+        self._call(f"update pull request #{number}", lambda: pr.edit(title=title, body=body))
+        return _pull(pr)
+
+    def review_feedback(self, number: int, limit: int = 20) -> list[str]:
+        """Review bodies and inline comments on a PR, oldest first (for /acr revise).
+
+        GET /repos/{o}/{r}/pulls/{n}/reviews and /pulls/{n}/comments"""
+        pr = self._call(f"get pull request #{number}", lambda: self._repo.get_pull(number))
+        reviews = self._call("list reviews", lambda: [
+            f"Review ({r.state}): {r.body}" for r in pr.get_reviews() if r.body])
+        inline = self._call("list review comments", lambda: [
+            f"{c.path}:{c.line or c.original_line}: {c.body}" for c in pr.get_review_comments()])
+        return (reviews + inline)[-limit:]
+
+    # --- workflow runs -----------------------------------------------------------------------
+
+    def failed_job_logs(self, run_id: int, limit: int = 3) -> list[tuple[str, str]]:
+        """(job name, log text) for the failed jobs of a run.
+
+        GET /repos/{o}/{r}/actions/runs/{id}/jobs, then GET .../actions/jobs/{id}/logs
+        (a redirect to a short-lived download URL)."""
+        run = self._repo.get_workflow_run(run_id)  # lazy: no GET
+        jobs = self._call(f"list jobs of run {run_id}", lambda: list(run.jobs("latest")))
+        failed = [j for j in jobs if j.conclusion in ("failure", "timed_out")][:limit]
+        return [(j.name, self._job_log(j.id)) for j in failed]
+
+    def _job_log(self, job_id: int) -> str:
+        import requests
+
+        url = f"{self._repo.url}/actions/jobs/{job_id}/logs"
+        headers = {"Authorization": f"Bearer {self._token}",
+                   "Accept": "application/vnd.github+json"}
+        try:
+            # requests drops the Authorization header when the redirect leaves the API host.
+            response = requests.get(url, headers=headers, timeout=self._timeout, stream=True)
+            response.raise_for_status()
+            data = response.raw.read(MAX_LOG_BYTES, decode_content=True)
+        except requests.RequestException as exc:
+            raise GitHubError(f"GitHub API: download of job {job_id}'s log failed: "
+                              f"{type(exc).__name__}") from None
+        return data.decode("utf-8", errors="replace")
