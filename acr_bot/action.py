@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import ActionContext, Settings
 from .errors import AcrError
-from .verifier import is_secret
+from .verifier import is_credential
 
 MIN_SECRET = 6  # shorter values would mask ordinary words
 
@@ -36,7 +36,7 @@ class Console:
 
     def mask_environment(self, env: Mapping[str, str]) -> None:
         for name, value in env.items():
-            if is_secret(name, value):
+            if is_credential(name, value):
                 self.mask(value)
 
     def redact(self, text: str) -> str:

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, TypeVar
 
 from .errors import GitHubError
@@ -55,8 +56,9 @@ class GitHub:
                             max_rate_limit_wait=300)
         self._gh = Github(auth=Auth.Token(token), base_url=api_url, retry=retry,
                           timeout=timeout, seconds_between_writes=write_delay, lazy=True)
-        self._repo = self._gh.get_repo(repository, lazy=True)
+        self._repo = self._gh.get_repo(repository)  # lazy: the client is lazy
         self.repository = repository
+        self._api_url = api_url.rstrip("/")
         self._token = token
         self._timeout = timeout
 
@@ -103,7 +105,7 @@ class GitHub:
         """GET /repos/{o}/{r}/pulls?state=open&head={owner}:{branch}"""
         owner = self.repository.split("/")[0]
         pulls = self._call("list pull requests", lambda: list(
-            self._repo.get_pulls(state="open", head=f"{owner}:{head}")[:5]))
+            islice(self._repo.get_pulls(state="open", head=f"{owner}:{head}"), 5)))
         mine = [p for p in pulls if p.head.ref == head]
         return _pull(mine[0]) if mine else None
 
@@ -166,7 +168,7 @@ class GitHub:
     def _job_log(self, job_id: int) -> str:
         import requests
 
-        url = f"{self._repo.url}/actions/jobs/{job_id}/logs"
+        url = f"{self._api_url}/repos/{self.repository}/actions/jobs/{job_id}/logs"
         headers = {"Authorization": f"Bearer {self._token}",
                    "Accept": "application/vnd.github+json"}
         try:

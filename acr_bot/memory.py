@@ -8,6 +8,7 @@ is never overwritten. `compact` folds old records into per-model, per-cluster su
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -53,6 +54,7 @@ class Summary:
     passes: float
     cost_usd: float
     covers: tuple[str, ...]  # ids of the records folded in (so a merge never counts them twice)
+    faults: int = 0  # provider faults folded in: not skill evidence, but `memory stats` shows them
 
 
 def encode(record: Record) -> dict[str, Any]:
@@ -79,13 +81,21 @@ def decode(doc: dict[str, Any]) -> Record:
 
 
 def encode_summary(s: Summary) -> dict[str, Any]:
-    return {"id": s.id, "m": s.model, "cl": s.cluster, "n": s.attempts, "p": s.passes,
-            "c": round(s.cost_usd, 6), "cov": list(s.covers)}
+    doc = {"id": s.id, "m": s.model, "cl": s.cluster, "n": s.attempts, "p": s.passes,
+           "c": round(s.cost_usd, 6), "cov": list(s.covers)}
+    return doc | {"fl": s.faults} if s.faults else doc
 
 
 def decode_summary(doc: dict[str, Any]) -> Summary:
     return Summary(doc["id"], doc["m"], doc.get("cl", ""), int(doc["n"]), float(doc["p"]),
-                   float(doc.get("c", 0.0)), tuple(doc.get("cov", ())))
+                   float(doc.get("c", 0.0)), tuple(doc.get("cov", ())), int(doc.get("fl", 0)))
+
+
+def summary_id(model: str, cluster: str, covers: Iterable[str]) -> str:
+    """A summary's id follows from what it covers: two clones that compact the same records
+    the same way write the same summary, and a merge keeps one of them."""
+    digest = hashlib.sha1("\n".join([model, cluster, *sorted(covers)]).encode())
+    return digest.hexdigest()[:16]
 
 
 def parse_tables(text: str, origin: str) -> dict[str, Any]:
@@ -165,7 +175,8 @@ class Memory:
     def from_tables(cls, data: dict[str, Any], origin: str, path: Path | None) -> Memory:
         version, data = migrate(data, origin)
         records = [_decode_checked(doc, origin) for doc in data.get(RECORDS, {}).values()]
-        summaries = [decode_summary(doc) for doc in data.get(SUMMARIES, {}).values()]
+        summaries = [_decode_summary_checked(doc, origin)
+                     for doc in data.get(SUMMARIES, {}).values()]
         return cls(path, records, summaries, version)
 
     def add(self, records: Iterable[Record]) -> None:
@@ -205,6 +216,14 @@ def _decode_checked(doc: Any, path: Path | str) -> Record:
         return decode(doc)
     except (TypeError, KeyError, AttributeError) as exc:
         raise MemoryFileError(f"{path}: a record is malformed ({exc}): {str(doc)[:120]}") from None
+
+
+def _decode_summary_checked(doc: Any, origin: Path | str) -> Summary:
+    try:
+        return decode_summary(doc)
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:
+        raise MemoryFileError(f"{origin}: a summary is malformed ({exc!r}): "
+                              f"{str(doc)[:120]}") from None
 
 
 @contextmanager
@@ -278,10 +297,12 @@ def compact(memory: Memory, keep: int) -> Memory:
         judged = [v for r in group for v in verdicts.get(r.id, [])]
         score = {v.ref: VERDICT_SCORES.get(v.outcome, 1.0) for v in judged}
         covers = tuple(r.id for r in group) + tuple(v.id for v in judged)
+        skill = [r for r in group if r.outcome != "provider_fault"]
+        # $ of skill attempts only, as `observations` counts it for raw records.
         summaries.append(Summary(
-            new_id(), model, cluster, sum(1 for r in group if r.outcome != "provider_fault"),
+            summary_id(model, cluster, covers), model, cluster, len(skill),
             sum(score.get(r.id, 1.0) for r in group if r.passed),
-            sum(r.cost_usd for r in group), covers))
+            sum(r.cost_usd for r in skill), covers, len(group) - len(skill)))
         dropped.update(covers)
     kept = [r for r in records if r.id not in dropped]
     return Memory(memory.path, kept, [*memory.summaries, *summaries], memory.version)
@@ -307,11 +328,19 @@ def stats(memory: Memory) -> dict[str, dict[str, dict[str, float]]]:
             cell["attempts"] += obs.weight
             cell["passes"] += obs.score * obs.weight
             cell["cost_usd"] += (obs.cost_usd or 0.0) * obs.weight
-    faults = [r for r in memory.all_records() if r.outcome == "provider_fault"]
+    faults: dict[str, float] = {}
+    for r in memory.all_records():
+        if r.kind == "attempt" and r.outcome == "provider_fault":
+            faults[r.model] = faults.get(r.model, 0.0) + 1
+    for s in memory.summaries:
+        if s.faults:
+            faults[s.model] = faults.get(s.model, 0.0) + s.faults
+    for model in faults:  # a model that only ever faulted is still listed
+        cells["model"].setdefault(model, {"attempts": 0.0, "passes": 0.0, "cost_usd": 0.0})
     for per_model in cells.values():
         for model, cell in per_model.items():
             cell["pass_rate"] = cell["passes"] / cell["attempts"] if cell["attempts"] else 0.0
             cell["usd_per_pass"] = cell["cost_usd"] / cell["passes"] if cell["passes"] else None
     for model, cell in cells["model"].items():
-        cell["faults"] = float(sum(1 for r in faults if r.model == model))
+        cell["faults"] = faults.get(model, 0.0)
     return cells

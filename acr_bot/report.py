@@ -105,12 +105,14 @@ def _evidence(result: FixResult) -> str:
 def pr_body(result: FixResult, marker: str, prefix: str = "/acr",
             closes: int | None = None) -> str:
     """The pull request body: what changed, why this model, attempts, evidence, feedback."""
-    winner = next(a for a in result.attempts if a.passed)
+    index, winner = next((i, a) for i, a in enumerate(result.attempts) if a.passed)
     files = "\n".join(f"- `{f}`" for f in winner.files) or "- (none)"
-    parts = [f"Fixes #{closes}\n" if closes else "",
+    path = " → ".join(f"{a.model} ({a.outcome})" for a in result.attempts)
+    why = (explain_decision(result.decisions[index], markdown=True)
+           if index < len(result.decisions) else "")
+    parts = [f"Fixes #{closes}" if closes else "",
              f"## What changed\n{winner.note or 'The model gave no explanation.'}\n\n{files}",
-             f"## Why {winner.model}\n{explain_decision(result.decisions[0], markdown=True)}"
-             if result.decisions else "",
+             f"## Why {winner.model}\nPath: {path}\n\n{why}",
              f"## Attempts\n{attempts_table(result.attempts, markdown=True)}",
              f"## Test evidence\n{_evidence(result)}",
              f"**Cost:** ${result.cost_usd:.4f} over {len(result.attempts)} attempt(s).",

@@ -66,6 +66,13 @@ def is_secret(name: str, value: str) -> bool:
     )
 
 
+def is_credential(name: str, value: str) -> bool:
+    """Narrower than `is_secret`: what to mask in logs. Action inputs and ACR_ settings are
+    kept from test commands, but masking them (the test command!) would blind the log."""
+    named = any(p.search(name) for p in SECRET_PATTERNS[:3])
+    return named or any(p.search(value) for p in SECRET_VALUE_PATTERNS)
+
+
 def scrub_env(env: Mapping[str, str]) -> dict[str, str]:
     """A copy of `env` without the variables that may carry credentials."""
     return {name: value for name, value in env.items() if not is_secret(name, value)}

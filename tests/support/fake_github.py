@@ -1,0 +1,223 @@
+"""A small stateful GitHub REST API on pytest-httpserver, with scriptable faults.
+
+Prism checks each request against GitHub's own OpenAPI description but remembers nothing;
+this fake remembers pull requests, comments and labels across calls, so whole flows (open a
+PR, re-run, update it, never duplicate) and faults (5xx after a write, secondary rate limits,
+409/422) can be tested end to end. Responses carry the fields PyGithub reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug import Request, Response
+
+
+@dataclass
+class Fault:
+    method: str
+    path: str  # regex matched against the request path
+    status: int
+    times: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+    after: bool = False  # apply the request first, then fail (a 5xx after the write happened)
+
+
+class FakeGitHub:
+    def __init__(self, server: Any, repository: str = "octo/repo") -> None:
+        self.server = server
+        self.repository = repository
+        self.base = server.url_for("").rstrip("/")
+        self.pulls: dict[int, dict[str, Any]] = {}
+        self.comments: list[dict[str, Any]] = []
+        self.labels: dict[int, list[str]] = {}
+        self.jobs: dict[int, list[dict[str, Any]]] = {}
+        self.logs: dict[int, str] = {}
+        self.reviews: dict[int, list[dict[str, Any]]] = {}
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, str, Any]] = []
+        self.next_number = 100
+        server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
+
+    # --- helpers for tests --------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return self.base
+
+    def fail(self, method: str, path: str, status: int, times: int = 1, after: bool = False,
+             headers: dict[str, str] | None = None) -> None:
+        self.faults.append(Fault(method, path, status, times, headers or {}, after))
+
+    def calls(self, method: str, pattern: str) -> list[Any]:
+        return [body for m, p, body in self.requests if m == method and re.search(pattern, p)]
+
+    def add_failed_run(self, run_id: int, log: str, name: str = "tests") -> None:
+        job_id = run_id * 10 + 1
+        self.jobs[run_id] = [{"id": job_id, "run_id": run_id, "name": name,
+                              "conclusion": "failure", "status": "completed",
+                              "url": f"{self.base}/repos/{self.repository}/actions/jobs/{job_id}"},
+                             {"id": job_id + 1, "run_id": run_id, "name": "lint",
+                              "conclusion": "success", "status": "completed",
+                              "url": f"{self.base}/repos/{self.repository}/actions/jobs/"
+                                     f"{job_id + 1}"}]
+        self.logs[job_id] = log
+
+    def add_pull(self, head: str, body: str, base: str = "main", number: int | None = None,
+                 title: str = "A bot PR") -> dict[str, Any]:
+        number = number or self._number()
+        pr = self._pull_doc(number, head, base, title, body)
+        self.pulls[number] = pr
+        return pr
+
+    # --- the server ----------------------------------------------------------------------------
+
+    def _number(self) -> int:
+        self.next_number += 1
+        return self.next_number
+
+    def _fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == method and re.search(fault.path, path):
+                fault.times -= 1
+                return fault
+        return None
+
+    def handle(self, request: Request) -> Response:
+        body = request.get_json(silent=True) if request.data else None
+        self.requests.append((request.method, request.path, body))
+        fault = self._fault(request.method, request.path)
+        if fault and not fault.after:
+            return self._error(fault)
+        response = self._route(request, body)
+        return self._error(fault) if fault else response
+
+    def _error(self, fault: Fault) -> Response:
+        message = {403: "You have exceeded a secondary rate limit.",
+                   409: "Conflict", 422: "Validation Failed"}.get(fault.status, "Server Error")
+        return Response(json.dumps({"message": message}), fault.status,
+                        {"Content-Type": "application/json", **fault.headers})
+
+    def _route(self, request: Request, body: Any) -> Response:
+        path = request.path
+        repo = f"/repos/{self.repository}"
+        routes = [
+            ("GET", rf"^{repo}$", lambda m: self._repo()),
+            ("POST", rf"^{repo}/issues/(\d+)/comments$", lambda m: self._comment(m, body)),
+            ("POST", rf"^{repo}/issues/(\d+)/labels$", lambda m: self._label(m, body)),
+            ("DELETE", rf"^{repo}/issues/(\d+)/labels/(.+)$", lambda m: self._unlabel(m)),
+            ("GET", rf"^{repo}/pulls$", lambda m: self._list_pulls(request)),
+            ("POST", rf"^{repo}/pulls$", lambda m: self._create_pull(body)),
+            ("GET", rf"^{repo}/pulls/(\d+)$", lambda m: self._get_pull(m)),
+            ("PATCH", rf"^{repo}/pulls/(\d+)$", lambda m: self._edit_pull(m, body)),
+            ("GET", rf"^{repo}/pulls/(\d+)/reviews$", lambda m: self._reviews(m)),
+            ("GET", rf"^{repo}/pulls/(\d+)/comments$", lambda m: []),
+            ("GET", rf"^{repo}/actions/runs/(\d+)$", lambda m: self._run(m)),
+            ("GET", rf"^{repo}/actions/runs/(\d+)/jobs$", lambda m: self._jobs(m)),
+            ("GET", rf"^{repo}/actions/jobs/(\d+)/logs$", lambda m: self._log_redirect(m)),
+            ("GET", r"^/blob/logs/(\d+)$", lambda m: self._log(m)),
+        ]
+        for method, pattern, action in routes:
+            match = re.match(pattern, path)
+            if match and request.method == method:
+                result = action(match)
+                if isinstance(result, Response):
+                    return result
+                return Response(json.dumps(result), 201 if method == "POST" else 200,
+                                {"Content-Type": "application/json"})
+        return Response(json.dumps({"message": "Not Found"}), 404,
+                        {"Content-Type": "application/json"})
+
+    def _repo(self) -> dict[str, Any]:
+        owner, name = self.repository.split("/")
+        return {"id": 1, "name": name, "full_name": self.repository,
+                "owner": {"login": owner}, "default_branch": "main",
+                "url": f"{self.base}/repos/{self.repository}"}
+
+    def _comment(self, m: re.Match[str], body: Any) -> dict[str, Any]:
+        number = int(m.group(1))
+        doc = {"id": len(self.comments) + 1, "body": body["body"], "issue": number,
+               "html_url": f"https://github.test/{self.repository}/issues/{number}"
+                           f"#issuecomment-{len(self.comments) + 1}"}
+        self.comments.append(doc)
+        return doc
+
+    def _label(self, m: re.Match[str], body: Any) -> list[dict[str, str]]:
+        number = int(m.group(1))
+        names = body if isinstance(body, list) else body.get("labels", [])
+        current = self.labels.setdefault(number, [])
+        current.extend(n for n in names if n not in current)
+        return [{"name": n} for n in current]
+
+    def _unlabel(self, m: re.Match[str]) -> Any:
+        number, name = int(m.group(1)), m.group(2)
+        current = self.labels.get(number, [])
+        if name not in current:
+            return Response(json.dumps({"message": "Label does not exist"}), 404,
+                            {"Content-Type": "application/json"})
+        current.remove(name)
+        return [{"name": n} for n in current]
+
+    def _pull_doc(self, number: int, head: str, base: str, title: str, body: str,
+                  draft: bool = True) -> dict[str, Any]:
+        url = f"{self.base}/repos/{self.repository}/pulls/{number}"
+        repo = {"full_name": self.repository, "name": self.repository.split("/")[1]}
+        return {"number": number, "id": number, "url": url, "state": "open", "title": title,
+                "body": body, "draft": draft,
+                "html_url": f"https://github.test/{self.repository}/pull/{number}",
+                "head": {"ref": head, "sha": "0" * 40, "repo": repo,
+                         "label": f"{self.repository.split('/')[0]}:{head}"},
+                "base": {"ref": base, "sha": "1" * 40, "repo": repo}}
+
+    def _list_pulls(self, request: Request) -> list[dict[str, Any]]:
+        head = request.args.get("head", "")
+        state = request.args.get("state", "open")
+        found = [p for p in self.pulls.values() if p["state"] == state or state == "all"]
+        if head:
+            found = [p for p in found if p["head"]["label"] == head]
+        return found
+
+    def _create_pull(self, body: Any) -> Any:
+        if any(p["head"]["ref"] == body["head"] and p["state"] == "open"
+               for p in self.pulls.values()):
+            return Response(json.dumps({"message": "Validation Failed", "errors": [
+                {"message": f"A pull request already exists for {body['head']}."}]}), 422,
+                {"Content-Type": "application/json"})
+        number = self._number()
+        pr = self._pull_doc(number, body["head"], body["base"], body.get("title", ""),
+                            body.get("body", ""), bool(body.get("draft")))
+        self.pulls[number] = pr
+        return pr
+
+    def _get_pull(self, m: re.Match[str]) -> Any:
+        pr = self.pulls.get(int(m.group(1)))
+        return pr if pr else Response(json.dumps({"message": "Not Found"}), 404,
+                                      {"Content-Type": "application/json"})
+
+    def _edit_pull(self, m: re.Match[str], body: Any) -> Any:
+        pr = self.pulls[int(m.group(1))]
+        pr.update({k: v for k, v in body.items() if k in ("title", "body", "state")})
+        return pr
+
+    def _reviews(self, m: re.Match[str]) -> list[dict[str, Any]]:
+        return self.reviews.get(int(m.group(1)), [])
+
+    def _run(self, m: re.Match[str]) -> dict[str, Any]:
+        run_id = int(m.group(1))
+        url = f"{self.base}/repos/{self.repository}/actions/runs/{run_id}"
+        return {"id": run_id, "url": url, "jobs_url": f"{url}/jobs", "conclusion": "failure",
+                "status": "completed"}
+
+    def _jobs(self, m: re.Match[str]) -> dict[str, Any]:
+        jobs = self.jobs.get(int(m.group(1)), [])
+        return {"total_count": len(jobs), "jobs": jobs}
+
+    def _log_redirect(self, m: re.Match[str]) -> Response:
+        # Real GitHub answers 302 to a short-lived storage URL on another host.
+        return Response("", 302, {"Location": f"{self.base}/blob/logs/{m.group(1)}"})
+
+    def _log(self, m: re.Match[str]) -> Response:
+        return Response(self.logs.get(int(m.group(1)), ""), 200, {"Content-Type": "text/plain"})
