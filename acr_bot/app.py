@@ -20,7 +20,7 @@ from .llm import LLMClient, Price, ReplayBook, resolve_prices
 from .memory import Memory
 from .outcomes import observations
 from .router import Policy, RouteTask, make_policy
-from .verifier import LocalSandbox, detect_test_command
+from .verifier import LocalSandbox, Sandbox, detect_test_command
 
 TYPICAL_PROMPT_TOKENS = 8_000
 TYPICAL_COMPLETION_TOKENS = 2_000
@@ -68,10 +68,13 @@ def build_policy(settings: Settings, memory: Memory, folio: Portfolio) -> Policy
                        cost_weight=settings.cost_weight)
 
 
-def sandbox_for(settings: Settings) -> LocalSandbox:
-    if settings.sandbox != "local":
-        raise ConfigError(f"sandbox {settings.sandbox!r} is not available in this build; "
-                          "use sandbox: local")
+def sandbox_for(settings: Settings) -> Sandbox:
+    """Where tests run: local subprocesses, or sibling containers (sandbox: docker)."""
+    if settings.sandbox == "docker":
+        from .sandbox import DockerSandbox
+
+        return DockerSandbox(settings.sandbox_image, timeout=settings.test_timeout,
+                             network_for_setup=settings.sandbox_network)
     return LocalSandbox(timeout=settings.test_timeout)
 
 
@@ -106,6 +109,7 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
     try:
         return run_fix(job)
     finally:
+        job.sandbox.close()
         # Saved even when the run is interrupted: every attempt paid for is remembered.
         if owned and memory.pending:
             memory.save()

@@ -68,6 +68,11 @@ def _parse_row(line: str, where: str) -> Row:
                              else float(o["cost_usd"])) for m, o in data["outcomes"].items()}
         if not outcomes:
             raise ValueError("outcomes is empty")
+        for model, (score, cost) in outcomes.items():
+            if not 0.0 <= score <= 1.0:  # also rejects NaN
+                raise ValueError(f"{model}: score {score} is not in [0, 1]")
+            if cost is not None and not 0.0 <= cost < math.inf:
+                raise ValueError(f"{model}: cost_usd {cost} is not a non-negative number")
         return Row(str(data["id"]), str(data.get("text", "")), data.get("language"),
                    tuple(str(t) for t in data.get("tags") or ()), data.get("split", "stream"),
                    bool(data.get("ood", False)), outcomes)

@@ -43,7 +43,7 @@ class Settings:
     llm_retries: int = 2
     context_tokens: int = 24_000
     sandbox: str = "local"
-    sandbox_image: str = "acr-bot-sandbox:latest"
+    sandbox_image: str = "python:3.12-slim"
     sandbox_network: bool = False  # network for the setup step only
     replay_file: Path | None = None
     # GitHub Action settings

@@ -22,16 +22,10 @@ from .llm import Price, estimate_tokens
 from .memory import new_id
 from .report import run_summary
 from .router import Outcome, Policy, RouteTask, Tried
-from .verifier import failure_feedback, judge
+from .verifier import Sandbox, failure_feedback, judge
 
 EXPECTED_COMPLETION_TOKENS = 2_000
 FEEDBACK_LIMIT = 6_000
-
-
-class Sandbox(Protocol):
-    name: str
-
-    def run(self, command: str, workdir: object) -> TestRun: ...
 
 
 class Caller(Protocol):
@@ -112,7 +106,8 @@ def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
     keep: tuple[str, ...] = ()
     if job.setup_command:
         job.echo(f"setup: {job.setup_command}")
-        setup = job.sandbox.run(job.setup_command, tree.path)
+    setup = job.sandbox.prepare(job.setup_command, tree.path)
+    if setup is not None:
         if not setup.green:
             return FixResult(task, "gave_up", f"setup command failed ({run_summary(setup)})",
                              job.test_command, baseline=setup)

@@ -180,7 +180,11 @@ class LearnedPolicy(Policy):
     def _optimism(self, layers: _Layer, cols: np.ndarray, task: RouteTask,
                   step: int) -> np.ndarray:
         p = layers.p[cols]
-        n = layers.n[cols] + self.knobs.near_strength + self.knobs.model_strength
+        # The upper layers lend their pseudo-attempts only as far as real tries back them: a
+        # model with no record is as uncertain as its prior, so it gets explored early.
+        lent = np.minimum(self.knobs.near_strength + self.knobs.model_strength,
+                          self.table.totals[1, cols])
+        n = layers.n[cols] + lent
         if not self.learn:
             return p
         if self.knobs.explore == "thompson":

@@ -35,6 +35,7 @@ __all__ = [
     "judge",
     "run_command",
     "scrub_env",
+    "test_run",
 ]
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -217,7 +218,7 @@ def run_command(
         junit = Path(tmp) / "junit.xml"
         code, seconds, output = _execute(command, cwd, timeout, _with_junit(env, junit), max_output)
         results = parse_junit(junit) or parse_output(output)
-    return _test_run(command, code, seconds, output, results)
+    return test_run(command, code, seconds, output, results)
 
 
 def _with_junit(env: Mapping[str, str], junit: Path) -> dict[str, str]:
@@ -229,7 +230,7 @@ def _with_junit(env: Mapping[str, str], junit: Path) -> dict[str, str]:
     return merged
 
 
-def _test_run(
+def test_run(
     command: str, code: int | None, seconds: float, output: str, results: Results | None
 ) -> TestRun:
     """A TestRun from what the command did and what its results said."""
@@ -382,12 +383,20 @@ def _live_member(pgid: int) -> bool:
 
 
 class Sandbox(Protocol):
-    """Where a test command runs: this machine, or (later) a container."""
+    """Where the setup and test commands run: this machine, or a container."""
 
     name: str
 
+    def prepare(self, setup_command: str | None, workdir: Path) -> TestRun | None:
+        """Run the setup command once (None: nothing to set up)."""
+        ...
+
     def run(self, command: str, workdir: Path) -> TestRun:
         """Run `command` in `workdir` and return what happened."""
+        ...
+
+    def close(self) -> None:
+        """Release whatever the sandbox holds (containers, images)."""
         ...
 
 
@@ -406,8 +415,15 @@ class LocalSandbox:
         self.max_output = max_output
         self.env = scrub_env(os.environ if env is None else env)
 
+    def prepare(self, setup_command: str | None, workdir: Path) -> TestRun | None:
+        """Run the setup command in `workdir` (its effects stay there for the test runs)."""
+        return self.run(setup_command, workdir) if setup_command else None
+
     def run(self, command: str, workdir: Path) -> TestRun:
         """Run `command` in `workdir` with this sandbox's limits."""
         return run_command(
             command, workdir, timeout=self.timeout, env=self.env, max_output=self.max_output
         )
+
+    def close(self) -> None:
+        """Nothing to release: every command's process group is already gone."""

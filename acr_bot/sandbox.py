@@ -1,0 +1,177 @@
+"""The docker sandbox: setup and test commands in a sibling container, through the docker SDK.
+
+This is the only module that imports `docker`. The container gets a copy of the worktree
+(never a mount of the runner's checkout), no network (the setup step may have it when the
+user allows), CPU, memory and process limits, no host environment at all, and it is removed
+on every path: success, failure, timeout, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .domain import TestRun
+from .errors import VerifyError
+from .testresults import parse_junit, parse_output
+from .verifier import OutputBuffer, test_run
+
+log = logging.getLogger(__name__)
+WORKDIR = "/workspace"
+JUNIT = "/tmp/acr-junit.xml"
+LABEL = "acr-bot.sandbox"
+
+
+class DockerSandbox:
+    """Runs commands in containers from `image` (after the setup step, from its snapshot)."""
+
+    name = "docker"
+
+    def __init__(self, image: str, *, timeout: float = 600, max_output: int = 64_000,
+                 network_for_setup: bool = False, cpus: float = 2.0, memory: str = "2g",
+                 pids: int = 512, client: Any = None) -> None:
+        self.image = image
+        self.timeout = timeout
+        self.max_output = max_output
+        self.network_for_setup = network_for_setup
+        self.limits = {"nano_cpus": int(cpus * 1e9), "mem_limit": memory,
+                       "memswap_limit": memory, "pids_limit": pids}
+        self._client = client
+        self._run_image = image
+        self._snapshot: str | None = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import docker
+
+            try:
+                self._client = docker.from_env()
+                self._client.ping()
+            except docker.errors.DockerException as exc:
+                raise VerifyError(f"sandbox: docker needs a running Docker engine ({exc}); "
+                                  "use sandbox: local, or start dockerd") from None
+        return self._client
+
+    def _ensure_image(self) -> None:
+        import docker
+
+        try:
+            self.client.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            try:
+                self.client.images.pull(self.image)
+            except docker.errors.DockerException as exc:
+                raise VerifyError(f"sandbox image {self.image!r} is not available here and "
+                                  f"could not be pulled: {exc}") from None
+
+    def prepare(self, setup_command: str | None, workdir: Path) -> TestRun | None:
+        """Run the setup command and snapshot the container, so test runs start set up."""
+        self._ensure_image()
+        if not setup_command:
+            return None
+        run, snapshot = self._execute(setup_command, workdir, self.image,
+                                      network=self.network_for_setup, keep=True)
+        self._snapshot = self._run_image = snapshot or self.image
+        return run
+
+    def run(self, command: str, workdir: Path) -> TestRun:
+        run, _ = self._execute(command, workdir, self._run_image, network=False, keep=False)
+        return run
+
+    def close(self) -> None:
+        if self._snapshot:
+            try:
+                self.client.images.remove(self._snapshot, force=True)
+            except Exception as exc:  # noqa: BLE001 - never mask the run's own result
+                log.warning("sandbox: could not remove snapshot %s: %s", self._snapshot, exc)
+            self._snapshot = None
+
+    def _execute(self, command: str, workdir: Path, image: str, *, network: bool,
+                 keep: bool) -> tuple[TestRun, str | None]:
+        """Create, fill, start, wait, collect, remove. Returns the run and, with `keep`, a
+        snapshot image of the finished container."""
+        if not workdir.is_dir():
+            raise VerifyError(f"cannot run the tests: {workdir} is not a directory")
+        container = self.client.containers.create(
+            image, ["/bin/sh", "-c", command], working_dir=WORKDIR, detach=True,
+            environment={"PYTEST_ADDOPTS": f"--junitxml={JUNIT}", "CI": "true",
+                         "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
+            network_disabled=not network, labels={LABEL: "1"}, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], **self.limits)
+        try:
+            container.put_archive("/", _tar(workdir))
+            started = time.monotonic()
+            code, output = self._wait(container)
+            seconds = time.monotonic() - started
+            results = self._junit(container) or parse_output(output)
+            snapshot = None
+            if keep and code == 0:
+                snapshot = container.commit(repository="acr-bot-setup",
+                                            tag=uuid.uuid4().hex[:12]).id
+            return test_run(command, code, seconds, output, results), snapshot
+        finally:
+            container.remove(force=True)  # every path: success, failure, timeout, Ctrl-C
+
+    def _wait(self, container: Any) -> tuple[int | None, str]:
+        """Start the container and collect bounded output; kill it at the timeout."""
+        sink = OutputBuffer(self.max_output)
+        container.start()
+        reader = threading.Thread(target=_pump, args=(container, sink), daemon=True)
+        reader.start()
+        try:
+            status = container.wait(timeout=self.timeout)
+            code: int | None = int(status.get("StatusCode", 1))
+        except Exception:  # noqa: BLE001 - the SDK raises requests' timeout types
+            container.kill()
+            code = None
+        reader.join(timeout=5)
+        return code, sink.text()
+
+    def _junit(self, container: Any) -> Any:
+        import docker
+
+        try:
+            stream, _ = container.get_archive(JUNIT)
+        except docker.errors.NotFound:
+            return None
+        data = b"".join(stream)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar, \
+                tempfile.TemporaryDirectory(prefix="acr-junit-") as tmp:
+            member = tar.extractfile(tar.getmembers()[0])
+            path = Path(tmp) / "junit.xml"
+            path.write_bytes(member.read() if member else b"")
+            return parse_junit(path)
+
+
+def _pump(container: Any, sink: OutputBuffer) -> None:
+    try:
+        for chunk in container.logs(stream=True, follow=True):
+            sink.write(chunk)
+    except Exception as exc:  # noqa: BLE001 - the container may be removed under us
+        log.debug("sandbox: log stream ended: %s", exc)
+
+
+def _tar(root: Path) -> bytes:
+    """The worktree (without .git) as a tar archive rooted at WORKDIR; symlinks stay links."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root)
+            if rel.parts[0] == ".git":
+                continue
+            tar.add(path, arcname=f"{WORKDIR.strip('/')}/{rel}", recursive=False)
+    return buffer.getvalue()
+
+
+def stray_containers(client: Any) -> Iterator[Any]:
+    """Sandbox containers still present (there should be none after any run)."""
+    yield from client.containers.list(all=True, filters={"label": LABEL})
