@@ -275,7 +275,10 @@ def sweep(rows: Sequence[Row], policies: Sequence[str], cfg: BenchConfig,
     for weight in weights:
         at = BenchConfig(cfg.mode, cfg.max_attempts, weight, cfg.seed)
         for trace in run_bench(rows, policies, at, progress):
-            points.append({"policy": trace.policy.split(":")[0], "cost_weight": weight,
+            # "best-fixed: a > b" changes with the weight: one name for the line, detail aside;
+            # a learning policy keeps its whole name ("fixed:a" and "fixed:b" are two lines)
+            name = trace.policy.split(":")[0] if trace.hindsight else trace.policy
+            points.append({"policy": name, "cost_weight": weight,
                            "hindsight": trace.hindsight,
                            "success_rate": float(np.mean(trace.scores)),
                            "total_cost_usd": float(np.sum(trace.costs)),

@@ -33,8 +33,8 @@ MODELS: dict[str, tuple[float, dict[str, float]]] = {
     "late-model": (0.03, {"gen": 0.90, "bug": 0.90, "algo": 0.90, "ood": 0.70}),
 }
 OOD_TEXTS = (
-    "KeyError in the config loader when a section is missing\n\nTraceback (most recent call "
-    "last):\n  File \"app/config.py\", line 12, in load\nKeyError: 'database'\n",
+    ("KeyError in the config loader when a section is missing\n\nTraceback (most recent call "
+     "last):\n  File \"app/config.py\", line 12, in load\nKeyError: 'database'\n"),
     "Add support for a --dry-run option to the deploy command in cli/deploy.py",
     "Pagination returns duplicate items on the last page of the orders endpoint (orders.py)",
     "The CSV exporter writes dates in local time instead of UTC; see export/csv_writer.py",
@@ -56,7 +56,8 @@ def category_row(rng: random.Random, ident: str, category: str, split: str,
     """A row with CodeRouterBench-style text: category and source benchmark only.
     `skills`: model -> (price, P(pass)) for the models available on this row."""
     kind, source = CATEGORIES[category]
-    return {"id": ident, "text": f"{kind.replace('_', ' ')} task from {source}: {ident}",
+    number = rng.randrange(10_000)  # like "BigCodeBench/767": digits carry no features
+    return {"id": ident, "text": f"{kind.replace('_', ' ')} task from {source}: {number}",
             "tags": [kind, source], "split": split, "ood": False,
             "outcomes": {m: outcome(rng, price, p, null_cost) for m, (price, p) in
                          skills.items()}}
@@ -69,17 +70,18 @@ def general(seed: int = 7) -> list[dict[str, Any]]:
     rows = []
     for i in range(60):
         cat = rng.choice(list(CATEGORIES))
-        rows.append(category_row(rng, f"train-{i}", cat, "train",
+        rows.append(category_row(rng, f"hist_{i:03d}", cat, "train",
                                  {m: (MODELS[m][0], MODELS[m][1][cat]) for m in old},
                                  null_cost=0.03))
     for i in range(120):
         cat = rng.choice(list(CATEGORIES))
         present = old + (["late-model"] if i >= 60 else [])  # a new model appears mid-stream
-        rows.append(category_row(rng, f"id-{i}", cat, "stream",
+        rows.append(category_row(rng, f"live_{i:03d}", cat, "stream",
                                  {m: (MODELS[m][0], MODELS[m][1][cat]) for m in present},
                                  null_cost=0.03))
     for i in range(24):
-        rows.append({"id": f"ood-{i}", "text": OOD_TEXTS[i % len(OOD_TEXTS)] + f"(case {i})",
+        rows.append({"id": f"agentic_{i:02d}",
+                     "text": OOD_TEXTS[i % len(OOD_TEXTS)] + f" (case {i})",
                      "language": "python", "tags": ["bug_fixing", "agentic"], "split": "stream",
                      "ood": True, "created_at": f"2026-01-{i + 1:02d}",
                      "outcomes": {m: outcome(rng, price, skill["ood"])
