@@ -11,12 +11,21 @@ RUN if ! command -v git >/dev/null; then \
     fi
 
 WORKDIR /opt/acr-bot
-COPY pyproject.toml README.md entrypoint.py ./
-COPY acr_bot ./acr_bot
-# A virtualenv: Debian's python refuses system-wide pip installs (PEP 668).
+# Dependencies first, from pyproject.toml alone (with an empty stand-in package and README),
+# so a change to acr_bot/ or the README rebuilds only the last layers. A virtualenv:
+# Debian's python refuses system-wide pip installs (PEP 668).
+COPY pyproject.toml ./
 RUN python3 -m venv /opt/venv && \
+    mkdir acr_bot && touch acr_bot/__init__.py README.md && \
     /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check . && \
-    /opt/venv/bin/python -c "import acr_bot.action"
+    rm -rf acr_bot README.md build ./*.egg-info
+
+COPY README.md entrypoint.py ./
+COPY acr_bot ./acr_bot
+RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps \
+      --force-reinstall . && \
+    rm -rf build ./*.egg-info && \
+    /opt/venv/bin/python -I -c "import acr_bot.action"
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

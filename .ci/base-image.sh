@@ -3,21 +3,79 @@
 # ca-certificates) from Debian's own packages with debootstrap, then
 # `docker import` it. Docker Hub is not reachable here, so no `FROM debian`.
 #
-# Idempotent: does nothing when the image already exists (FORCE=1 rebuilds).
+# Two images:
+#   $IMAGE-rootfs  the plain debootstrap import (~60 s to build, cached)
+#   $IMAGE         rootfs + this host's extra CA certificates
+#                  (/usr/local/share/ca-certificates/*.crt) added to the image's
+#                  trust store, so pip inside the image (and inside builds FROM
+#                  it) trusts what the host trusts - here a TLS-intercepting
+#                  egress proxy whose CA may change between sessions. Labelled
+#                  with the certificates' sha256; re-layered (~2 s) when they change.
+#
+# Idempotent: does nothing when $IMAGE exists with the current label (FORCE=1
+# rebuilds everything).
 # Needs: root, a running docker engine, debootstrap (apt-get install -y debootstrap).
 # Env: ACR_BASE_IMAGE (default acr-bot-base:bookworm), DEBIAN_MIRROR (default:
 #      the first deb.debian.org-style URI in /etc/apt/sources.list*, else
-#      http://deb.debian.org/debian).
+#      http://deb.debian.org/debian), ACR_EXTRA_CA_DIR (default
+#      /usr/local/share/ca-certificates).
 set -euo pipefail
 
 IMAGE="${ACR_BASE_IMAGE:-acr-bot-base:bookworm}"
+ROOTFS_IMAGE="${IMAGE}-rootfs"
+CA_DIR="${ACR_EXTRA_CA_DIR:-/usr/local/share/ca-certificates}"
 SUITE=bookworm
 PACKAGES=python3,python3-venv,python3-pip,git,ca-certificates
 
 log() { printf '[base-image] %s\n' "$*" >&2; }
 
-if [ "${FORCE:-0}" != 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-    log "$IMAGE already exists; nothing to do"
+# The extra CAs, in a stable order; "none" when there are none.
+ca_files() { find "$CA_DIR" -maxdepth 1 -name '*.crt' -type f 2>/dev/null | LC_ALL=C sort; }
+ca_hash() {
+    local files
+    files=$(ca_files)
+    if [ -z "$files" ]; then echo none; return; fi
+    # shellcheck disable=SC2086
+    cat $files | sha256sum | cut -c1-64
+}
+label_of() {
+    docker image inspect "$1" --format '{{ index .Config.Labels "acr-bot.ca-sha256" }}' 2>/dev/null || true
+}
+
+CA_HASH=$(ca_hash)
+if [ "${FORCE:-0}" != 1 ] && [ "$(label_of "$IMAGE")" = "$CA_HASH" ]; then
+    log "$IMAGE already exists (CA sha256 ${CA_HASH:0:12}); nothing to do"
+    exit 0
+fi
+
+# A base image from before the CA layer existed is a plain rootfs import: keep it.
+if [ "${FORCE:-0}" != 1 ] && ! docker image inspect "$ROOTFS_IMAGE" >/dev/null 2>&1 \
+   && docker image inspect "$IMAGE" >/dev/null 2>&1 && [ -z "$(label_of "$IMAGE")" ]; then
+    log "reusing unlabelled $IMAGE as $ROOTFS_IMAGE"
+    docker tag "$IMAGE" "$ROOTFS_IMAGE"
+fi
+
+add_cas() {
+    local certs name
+    certs=$(mktemp -d /var/tmp/acr-bot-ca.XXXXXX)
+    name="acr-bot-ca-layer-$$"
+    while read -r file; do
+        [ -n "$file" ] && cp "$file" "$certs/"
+    done < <(ca_files)
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    docker run --name "$name" --network none -v "$certs:/in:ro" "$ROOTFS_IMAGE" \
+        sh -euc 'cp /in/*.crt /usr/local/share/ca-certificates/ 2>/dev/null || true
+                 update-ca-certificates >/dev/null 2>&1' >/dev/null
+    docker commit --change "LABEL acr-bot.ca-sha256=$CA_HASH" --change 'CMD ["/bin/bash"]' \
+        "$name" "$IMAGE" >/dev/null
+    docker rm -f "$name" >/dev/null
+    rm -rf "$certs"
+    log "$IMAGE = $ROOTFS_IMAGE + $(ca_files | wc -l) host CA certificate(s) (sha256 ${CA_HASH:0:12})"
+}
+
+if [ "${FORCE:-0}" != 1 ] && docker image inspect "$ROOTFS_IMAGE" >/dev/null 2>&1; then
+    add_cas
+    docker image ls "$IMAGE" --format '[base-image] {{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}' >&2
     exit 0
 fi
 
@@ -62,7 +120,8 @@ tar --numeric-owner -C "$ROOTFS" -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["/bin/bash"]' \
-    - "$IMAGE" >/dev/null
+    - "$ROOTFS_IMAGE" >/dev/null
+add_cas
 t2=$(date +%s)
 log "docker import took $((t2 - t1)) s; total $((t2 - t0)) s"
 docker image ls "$IMAGE" --format '[base-image] {{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}' >&2

@@ -17,11 +17,16 @@ Image: ``acr-bot-base:bookworm`` (Debian bookworm minbase + python3,
 python3-venv, python3-pip, git, ca-certificates), built by
 ``.ci/base-image.sh`` with debootstrap + ``docker import`` (Docker Hub is not
 reachable): ~60 s, 268 MB; a container starts and runs ``python3 -c`` in
-~0.3 s.
+~0.3 s.  On top of the plain import (``...-rootfs``) the script layers this
+host's extra CA certificates (``/usr/local/share/ca-certificates``; here a
+TLS-intercepting egress proxy's, which can change between sessions), labelled
+``acr-bot.ca-sha256``, so pip inside the image reaches PyPI; a label that no
+longer matches the host's certificates re-layers in ~2 s.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -37,6 +42,8 @@ BASE_IMAGE = os.environ.get("ACR_BASE_IMAGE", "acr-bot-base:bookworm")
 BASE_IMAGE_SCRIPT = REPO_ROOT / ".ci" / "base-image.sh"
 DOCKERD_LOG = Path("/tmp/acr-bot-dockerd.log")
 INSTALL_HINT = "apt-get install -y docker.io debootstrap"
+EXTRA_CA_DIR = Path(os.environ.get("ACR_EXTRA_CA_DIR", "/usr/local/share/ca-certificates"))
+CA_LABEL = "acr-bot.ca-sha256"
 # Tried in order when no engine answers; the first is what works on this machine.
 DOCKERD_FLAG_SETS: tuple[tuple[str, ...], ...] = (
     (),
@@ -121,11 +128,35 @@ def _has_image(client: docker.DockerClient, image: str) -> bool:
         return False
 
 
+def host_ca_hash() -> str:
+    """sha256 of the host's extra CA certificates, as .ci/base-image.sh computes it."""
+    files = sorted(EXTRA_CA_DIR.glob("*.crt")) if EXTRA_CA_DIR.is_dir() else []
+    files = [f for f in files if f.is_file()]
+    if not files:
+        return "none"
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _image_current(client: docker.DockerClient, image: str) -> bool:
+    try:
+        labels = client.images.get(image).labels or {}
+    except docker.errors.ImageNotFound:
+        return False
+    return labels.get(CA_LABEL) == host_ca_hash()
+
+
 def ensure_base_image(client: docker.DockerClient, image: str = BASE_IMAGE) -> str | None:
-    """Build the base image if missing; None on success, else the reason."""
-    if _has_image(client, image):
+    """Build the base image if missing or if the host's CAs changed; None on success, else
+    the reason."""
+    if _image_current(client, image):
         return None
-    if shutil.which("debootstrap") is None:
+    if shutil.which("docker") is None:
+        return f"base image {image} missing and no docker CLI: run `{INSTALL_HINT}`"
+    if not _has_image(client, image) and not _has_image(client, f"{image}-rootfs") \
+            and shutil.which("debootstrap") is None:
         return f"base image {image} missing and debootstrap not installed: run `{INSTALL_HINT}`"
     env = {**os.environ, "ACR_BASE_IMAGE": image}
     try:
@@ -141,7 +172,7 @@ def ensure_base_image(client: docker.DockerClient, image: str = BASE_IMAGE) -> s
         )
     except subprocess.TimeoutExpired:
         return f"{BASE_IMAGE_SCRIPT.name} did not finish in 20 min"
-    if done.returncode != 0 or not _has_image(client, image):
+    if done.returncode != 0 or not _image_current(client, image):
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-25:])
         return f"{BASE_IMAGE_SCRIPT.name} failed (exit {done.returncode}):\n{tail}"
     return None
