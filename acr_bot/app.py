@@ -63,6 +63,10 @@ def memory_path(repo_root: Path, settings: Settings) -> Path:
 
 
 def build_policy(settings: Settings, memory: Memory, folio: Portfolio) -> Policy:
+    fixed = settings.policy.removeprefix("fixed:")
+    if settings.policy.startswith("fixed:") and fixed not in folio.models:
+        raise ConfigError(f"policy {settings.policy}: {fixed!r} is not among the models "
+                          f"({', '.join(folio.models)})")
     return make_policy(settings.policy, observations(memory.records, memory.summaries),
                        cost_hint=folio.cost_hint, seed=settings.seed,
                        cost_weight=settings.cost_weight)

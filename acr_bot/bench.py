@@ -143,6 +143,8 @@ def _play(policy: Policy, task: RouteTask, row: Row, cfg: BenchConfig) -> tuple[
         if tried and decision.value is not None and decision.value < 0:
             break  # the policy judges another attempt not worth its cost
         model = decision.model
+        if any(t.model == model for t in tried):
+            break  # outcomes here are fixed: a retry would pay again for the same answer
         score, cost = row.outcomes[model]
         outcome = Outcome(score, cost)
         policy.update(task, model, outcome)  # bandit feedback: the chosen model only

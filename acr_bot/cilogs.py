@@ -18,8 +18,10 @@ FAILING_TEST = re.compile(
     r"|^test (\S+) \.\.\. FAILED"  # cargo
     r"|^\s+[✕×] (.+?)(?: \(\d+ ?m?s\))?$"  # jest
     r"|^FAIL:? (\S+ \(\S+\))")  # unittest
+MAX_SCAN = 2_000_000  # characters read from the end of each log (where runners report failures)
 ERROR_LINE = re.compile(r"(?:^E\s{2,}|Error\b|Exception\b|error\[|panicked at|FAILED|"
-                        r"AssertionError|Traceback \(most recent call last\)|##\[error\])")
+                        r"AssertionError|Traceback \(most recent call last\)|##\[error\]|"
+                        r"--- FAIL: |^\s*● )")  # go's failed test, jest's failure header
 
 
 def clean(log: str) -> list[str]:
@@ -60,16 +62,33 @@ def error_excerpt(lines: Sequence[str], budget: int = 6_000, context: int = 3) -
     return "\n".join(chunks)
 
 
+def tail(log: str, limit: int = MAX_SCAN) -> str:
+    """The last `limit` characters of `log`, from a line start: work stays bounded however
+    big the log is."""
+    if len(log) <= limit:
+        return log
+    end = log[-limit:]
+    return end[end.find("\n") + 1:]
+
+
+def fence(text: str) -> str:
+    """A code fence longer than any run of backticks in `text`, so a log cannot close it and
+    have the rest read as instructions rather than data."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def task_text(jobs: Sequence[tuple[str, str]], budget: int = 8_000) -> str:
     """The body of a CI-failure task from (job name, log) pairs."""
     parts = []
     per_job = max(1_000, budget // max(1, len(jobs)))
     for name, log in jobs:
-        lines = clean(log)
+        lines = clean(tail(log))
         tests = failing_tests(lines)
         head = f"## Job `{name}` failed"
         if tests:
             head += "\nFailing tests:\n" + "\n".join(f"- {t}" for t in tests)
         excerpt = error_excerpt(lines, per_job) or "\n".join(lines[-40:])[-per_job:]
-        parts.append(f"{head}\n\nLog excerpt:\n```\n{excerpt}\n```")
+        marks = fence(excerpt)
+        parts.append(f"{head}\n\nLog excerpt:\n{marks}\n{excerpt}\n{marks}")
     return "\n\n".join(parts) or "The workflow failed, but no failed job log was available."

@@ -236,13 +236,10 @@ def memory_export(memory_file: Path, as_csv: bool, out: Any) -> None:
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @friendly_errors
 def memory_merge(first: Path, second: Path, out: Path) -> None:
-    """Union two memory files (nothing is lost) into OUT."""
-    from .memory import Memory, merge, write
+    """Union two memory files (nothing is lost) into OUT (OUT's own records are kept)."""
+    from .memory import merge_files
 
-    merged = merge(Memory.load(first), Memory.load(second))
-    merged.path = out
-    merged._check_writable()
-    write(out, merged)
+    merged = merge_files([first, second], out)
     click.echo(f"{out}: {len(merged.records)} records, {len(merged.summaries)} summaries")
 
 
@@ -253,13 +250,9 @@ def memory_merge(first: Path, second: Path, out: Path) -> None:
 @friendly_errors
 def memory_compact(memory_file: Path, keep: int) -> None:
     """Fold old records into per-model, per-cluster summaries."""
-    from .memory import Memory, compact, write
+    from .memory import compact_file
 
-    memory = Memory.load(memory_file)
-    memory._check_writable()
-    before = len(memory.records)
-    smaller = compact(memory, keep)
-    write(memory_file, smaller)
+    before, smaller = compact_file(memory_file, keep)
     click.echo(f"{memory_file}: {before} -> {len(smaller.records)} records, "
                f"{len(smaller.summaries)} summaries")
 

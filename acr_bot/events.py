@@ -127,6 +127,12 @@ def is_bot(user: Any, bot_login: str) -> bool:
     return user.get("type") == "Bot" or login.endswith("[bot]") or login == bot_login
 
 
+def _trusted(item: Mapping[str, Any]) -> bool:
+    """Whether a comment's or review's author is an owner, member or collaborator."""
+    association = item.get("author_association")
+    return isinstance(association, str) and association in TRUSTED_ASSOCIATIONS
+
+
 def marker(body: str | None) -> dict[str, str]:
     """`<!-- acr-bot task=... attempt=... -->` fields from a bot PR body."""
     match = MARKER_RE.search(body or "")
@@ -173,13 +179,15 @@ def _comment(payload: Mapping[str, Any], prefix: str, bot_login: str) -> Action:
     body = _text(comment.get("body")).strip()
     if is_bot(comment.get("user"), bot_login):
         return Ignore("comment by a bot (the bot never answers bots, itself included)")
-    if not body.startswith(prefix):
+    # "/acr fix", "/acr" or "/acr\nrevise ...", but not "/acrobat" (another bot's command).
+    if not body.startswith(prefix) or body[len(prefix):len(prefix) + 1].strip():
         return Ignore(f"comment is not a {prefix} command")
     number = _get(payload, "issue.number", int)
-    if comment.get("author_association") not in TRUSTED_ASSOCIATIONS:
+    if not _trusted(comment):
         return Refuse(number, f"only owners, members and collaborators can run {prefix} "
                               "commands")
-    verb, _, rest = body[len(prefix):].strip().partition(" ")
+    words = body[len(prefix):].split(None, 1)  # any whitespace, newlines included
+    verb, rest = (words + ["", ""])[:2]
     on_pr = bool(_get(payload, "issue", Mapping).get("pull_request"))
     comment_id = comment.get("id") if isinstance(comment.get("id"), int) else None
     if verb == "fix" and not on_pr:
@@ -200,6 +208,9 @@ def _workflow_run(payload: Mapping[str, Any]) -> Action:
     if conclusion != "failure":
         return Ignore(f"workflow run concluded {conclusion!r}, not 'failure'")
     repo = _get(payload, "repository.full_name")
+    head = run.get("head_repository")
+    if head is None:
+        return Ignore("the failing run's head repository is gone (a deleted fork)")
     head_repo = _get(payload, "workflow_run.head_repository.full_name")
     if head_repo != repo:
         # A fork's code must never run with this repository's token.
@@ -215,6 +226,12 @@ def _bot_pr(payload: Mapping[str, Any]) -> tuple[int, str, dict[str, str]] | Non
     head = _get(payload, "pull_request.head.ref")
     fields = marker(_text(payload["pull_request"].get("body")))
     if not head.startswith(BOT_BRANCH_PREFIX) or not fields.get("task"):
+        return None
+    # A fork's PR chooses its own branch name and body: a copied marker must not let an
+    # outsider record verdicts (or trigger revisions) for the bot's attempts.
+    head_repo = payload["pull_request"]["head"].get("repo")
+    if not isinstance(head_repo, Mapping) or head_repo.get("full_name") != _get(
+            payload, "repository.full_name"):
         return None
     return number, head, fields
 
@@ -237,8 +254,7 @@ def _review(payload: Mapping[str, Any], auto_revise: bool, bot_login: str) -> Ac
         return Ignore("reviewed pull request was not opened by acr-bot")
     number, head, fields = found
     review = payload["review"]
-    if review.get("author_association") not in TRUSTED_ASSOCIATIONS or is_bot(
-            review.get("user"), bot_login):
+    if not _trusted(review) or is_bot(review.get("user"), bot_login):
         # An outsider's review must not bias routing.
         return Ignore("review is not by an owner, member or collaborator")
     revise = auto_revise

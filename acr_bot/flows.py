@@ -18,7 +18,7 @@ from .action import ActionOutcome, Console
 from .cilogs import task_text
 from .config import ActionContext, Settings
 from .domain import FixResult, Record, Task
-from .errors import GitError
+from .errors import AcrError, GitError
 from .events import (
     BOT_BRANCH_PREFIX,
     Explain,
@@ -138,6 +138,9 @@ class Job:
             return None
         passed = [r for r in self.memory.records if r.task == task.id and r.passed]
         attempt = passed[-1] if passed else None
+        if attempt is not None and any(r.kind == "verdict" and r.ref == attempt.id
+                                       for r in self.memory.records):
+            return None  # that fix already had its PR, closed or merged: never reopen it
         marker = (f"<!-- acr-bot task={task.id} attempt={attempt.id if attempt else ''} "
                   f"model={attempt.model if attempt else ''} -->")
         note = "(Opened after an interrupted run had pushed this branch.)"
@@ -223,7 +226,15 @@ def fix_issue(job: Job, action: FixIssue) -> ActionOutcome:
         return _outcome(result, f"issue #{issue.number}", url)
     finally:
         if action.label:
-            job.gh.remove_label(issue.number, action.label)
+            _quietly(job, lambda: job.gh.remove_label(issue.number, action.label))
+
+
+def _quietly(job: Job, step: Callable[[], object]) -> None:
+    """A clean-up step whose failure must not hide the handler's own result or error."""
+    try:
+        step()
+    except AcrError as exc:
+        job.console.warning(f"clean-up failed: {exc}")
 
 
 def fix_ci(job: Job, action: FixCI) -> ActionOutcome:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Safe to repeat: reads, and writes that set state rather than add to it.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-MAX_LOG_BYTES = 5_000_000
+MAX_LOG_BYTES = 5_000_000  # of each job log: its last 5 MB
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,41 @@ def _pull(pr: Any) -> Pull:
                 pr.head.repo.full_name if pr.head.repo else "", pr.state or "open")
 
 
+def _message(data: Any) -> str:
+    """GitHub's error message, with the details of a 422's `errors` ("Validation Failed"
+    alone does not say that a PR already exists, or that there is nothing to merge)."""
+    if not isinstance(data, dict):
+        return str(data or "no message")
+    details = []
+    for error in data.get("errors") or []:
+        if isinstance(error, dict):
+            details.append(str(error.get("message") or " ".join(
+                str(error[k]) for k in ("resource", "field", "code") if error.get(k))))
+        else:
+            details.append(str(error))
+    message = str(data.get("message") or "no message")
+    return f"{message} ({'; '.join(details)})" if details else message
+
+
+def _rate_limit_wait(exc: Any, cap: float = 60.0) -> float | None:
+    """Seconds to wait before retrying a rate-limited request; None if it is not one."""
+    headers = {k.lower(): v for k, v in (getattr(exc, "headers", None) or {}).items()}
+    limited = exc.status == 429 or (exc.status == 403 and (
+        "retry-after" in headers or "rate limit" in str(_message(exc.data)).lower()))
+    if not limited:
+        return None
+    try:
+        return min(cap, max(1.0, float(headers.get("retry-after", 5))))
+    except ValueError:
+        return 5.0
+
+
 class GitHub:
     """One repository on github.com or GitHub Enterprise (`api_url` from GITHUB_API_URL)."""
 
     def __init__(self, token: str, repository: str, api_url: str = "https://api.github.com",
-                 *, retries: int = 3, write_delay: float = 1.0, timeout: int = 30) -> None:
+                 *, retries: int = 3, write_delay: float = 1.0, read_delay: float = 0.25,
+                 timeout: int = 30) -> None:
         from github import Auth, Github, GithubRetry
 
         if not token:
@@ -55,24 +86,31 @@ class GitHub:
         retry = GithubRetry(total=retries, backoff_factor=1.0, allowed_methods=IDEMPOTENT,
                             max_rate_limit_wait=300)
         self._gh = Github(auth=Auth.Token(token), base_url=api_url, retry=retry,
-                          timeout=timeout, seconds_between_writes=write_delay, lazy=True)
+                          timeout=timeout, seconds_between_requests=read_delay,
+                          seconds_between_writes=write_delay, lazy=True)
         self._repo = self._gh.get_repo(repository)  # lazy: the client is lazy
         self.repository = repository
         self._api_url = api_url.rstrip("/")
         self._token = token
         self._timeout = timeout
 
-    def _call(self, what: str, func: Callable[[], T]) -> T:
+    def _call(self, what: str, func: Callable[[], T], rate_limit_tries: int = 3) -> T:
         from github import GithubException
 
-        try:
-            return func()
-        except GithubException as exc:
-            message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
-            raise GitHubError(f"GitHub API: {what} failed with HTTP {exc.status}: "
-                              f"{message or 'no message'}") from None
-        except OSError as exc:  # connection errors, timeouts
-            raise GitHubError(f"GitHub API: {what} failed: {exc}") from None
+        for attempt in range(rate_limit_tries):
+            try:
+                return func()
+            except GithubException as exc:
+                wait = _rate_limit_wait(exc)
+                if wait is None or attempt == rate_limit_tries - 1:
+                    raise GitHubError(f"GitHub API: {what} failed with HTTP {exc.status}: "
+                                      f"{_message(exc.data)}") from None
+                # A secondary rate limit means nothing was applied: even a POST may retry.
+                log.warning("GitHub API: %s hit a rate limit; retrying in %.0f s", what, wait)
+                time.sleep(wait)
+            except OSError as exc:  # connection errors, timeouts, retries used up
+                raise GitHubError(f"GitHub API: {what} failed: {exc}") from None
+        raise AssertionError("unreachable")
 
     # --- issues and comments ---------------------------------------------------------------
 
@@ -97,7 +135,9 @@ class GitHub:
         except GithubException as exc:
             if exc.status != 404:
                 raise GitHubError(f"GitHub API: unlabel #{number} failed with HTTP "
-                                  f"{exc.status}") from None
+                                  f"{exc.status}: {_message(exc.data)}") from None
+        except OSError as exc:  # connection errors, timeouts, retries used up
+            raise GitHubError(f"GitHub API: unlabel #{number} failed: {exc}") from None
 
     # --- pull requests ---------------------------------------------------------------------
 
@@ -111,8 +151,9 @@ class GitHub:
 
     def pull(self, number: int) -> Pull:
         """GET /repos/{o}/{r}/pulls/{n}"""
-        return _pull(self._call(f"get pull request #{number}",
-                                lambda: self._repo.get_pull(number)))
+        # The client is lazy: the GET happens when _pull reads the fields, so inside _call.
+        return self._call(f"get pull request #{number}",
+                          lambda: _pull(self._repo.get_pull(number)))
 
     def ensure_pull(self, *, head: str, base: str, title: str, body: str,
                     draft: bool = True, attempts: int = 3) -> tuple[Pull, bool]:
@@ -140,7 +181,7 @@ class GitHub:
         """PATCH /repos/{o}/{r}/pulls/{n}"""
         pr = self._call(f"get pull request #{number}", lambda: self._repo.get_pull(number))
         self._call(f"update pull request #{number}", lambda: pr.edit(title=title, body=body))
-        return _pull(pr)
+        return self._call(f"get pull request #{number}", lambda: _pull(pr))
 
     def review_feedback(self, number: int, limit: int = 20) -> list[str]:
         """Review bodies and inline comments on a PR, oldest first (for /acr revise).
@@ -158,25 +199,36 @@ class GitHub:
     def failed_job_logs(self, run_id: int, limit: int = 3) -> list[tuple[str, str]]:
         """(job name, log text) for the failed jobs of a run.
 
-        GET /repos/{o}/{r}/actions/runs/{id}/jobs, then GET .../actions/jobs/{id}/logs
-        (a redirect to a short-lived download URL)."""
-        run = self._repo.get_workflow_run(run_id)  # lazy: no GET
+        GET /repos/{o}/{r}/actions/runs/{id} and .../runs/{id}/jobs, then GET
+        .../actions/jobs/{id}/logs (a redirect to a short-lived download URL)."""
+        run = self._call(f"get workflow run {run_id}",  # a GET even on a lazy client
+                         lambda: self._repo.get_workflow_run(run_id))
         jobs = self._call(f"list jobs of run {run_id}", lambda: list(run.jobs("latest")))
         failed = [j for j in jobs if j.conclusion in ("failure", "timed_out")][:limit]
         return [(j.name, self._job_log(j.id)) for j in failed]
 
     def _job_log(self, job_id: int) -> str:
         import requests
+        import urllib3
 
         url = f"{self._api_url}/repos/{self.repository}/actions/jobs/{job_id}/logs"
         headers = {"Authorization": f"Bearer {self._token}",
                    "Accept": "application/vnd.github+json"}
+        kept: deque[bytes] = deque()
+        size = 0
         try:
             # requests drops the Authorization header when the redirect leaves the API host.
-            response = requests.get(url, headers=headers, timeout=self._timeout, stream=True)
-            response.raise_for_status()
-            data = response.raw.read(MAX_LOG_BYTES, decode_content=True)
-        except requests.RequestException as exc:
+            with requests.get(url, headers=headers, timeout=self._timeout,
+                              stream=True) as response:
+                response.raise_for_status()
+                # Keep the END of a huge log (failures are reported last), never all of it.
+                for chunk in response.iter_content(64 * 1024):
+                    kept.append(chunk)
+                    size += len(chunk)
+                    while size - len(kept[0]) >= MAX_LOG_BYTES:
+                        size -= len(kept.popleft())
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            # urllib3's errors: raw.read() reports a connection dropped mid-download as is.
             raise GitHubError(f"GitHub API: download of job {job_id}'s log failed: "
                               f"{type(exc).__name__}") from None
-        return data.decode("utf-8", errors="replace")
+        return b"".join(kept)[-MAX_LOG_BYTES:].decode("utf-8", errors="replace")

@@ -38,6 +38,13 @@ class Knobs:
     value: float = 1.0  # utility of one solved task, in the unit of cost_weight × $
     explore: str = "ucb"  # "ucb": optimism bonus; "thompson": sample the posterior
     bonus: float = 0.5  # UCB: standard deviations of optimism
+    # Change detection (two-sided CUSUM on a model's first tries): when its outcomes drift
+    # away from its record by more than `drift_slack` per try, `drift_alarm` in total, the
+    # model has changed (a new version, an outage of quality): its old evidence is scaled by
+    # `forget`, so the policy re-learns it instead of waiting for a long history to be outvoted.
+    drift_slack: float = 0.1
+    drift_alarm: float = 8.0
+    forget: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -63,10 +70,28 @@ class LearnedPolicy(Policy):
         self.learn = learn
         self.knobs = knobs or Knobs()
         self.name = "learned" if learn else "frozen"
+        self._cusum: dict[str, tuple[float, float]] = {}
+        self._expected: dict[str, dict[str, float]] = {}  # first-try predictions per task
 
     def update(self, task: RouteTask, model: str, outcome: Outcome) -> None:
-        if self.learn:
-            super().update(task, model, outcome)
+        if not self.learn:
+            return
+        expected = self._expected.pop(task.id, {}).get(model)
+        if outcome.skill and expected is not None and self.table.independent(task.id, model):
+            self._watch(model, outcome.score, expected)
+        super().update(task, model, outcome)
+
+    def _watch(self, model: str, score: float, expected: float) -> None:
+        """CUSUM of (outcome - what we predicted for this task) on a model's first tries;
+        on an alarm, forget most of its old evidence."""
+        k = self.knobs
+        up, down = self._cusum.get(model, (0.0, 0.0))
+        up = max(0.0, up + score - expected - k.drift_slack)
+        down = max(0.0, down + expected - score - k.drift_slack)
+        if max(up, down) > k.drift_alarm:
+            self.table.discount(model, k.forget)
+            up = down = 0.0
+        self._cusum[model] = (up, down)
 
     def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried],
              attempts_left: int = 1) -> Decision:
@@ -78,11 +103,14 @@ class LearnedPolicy(Policy):
         failed = [t.model for t in tried if t.outcome.skill and t.outcome.score < 1.0]
         layers = self._estimate(near, weights, failed)
         cols = np.array([self.table.col_of[m] for m in pool])
+        pair = (self._pairwise(near, weights, failed, layers, cols)[:, cols]
+                if len(cols) > 1 else None)
         costs = self._costs(near, weights, pool, layers)
         optimistic = self._optimism(layers, cols, task, len(tried))
-        value = self._utilities(layers, cols, optimistic, costs, near, weights, failed,
-                                attempts_left)
+        value = self._utilities(layers, cols, optimistic, costs, pair, attempts_left)
         best = int(np.argmax(value))
+        if not tried and self.learn:
+            self._expected = {task.id: {m: float(layers.p[c]) for m, c in zip(pool, cols)}}
         estimates = tuple(Estimate(m, float(layers.p[c]), float(optimistic[i]), costs[i],
                                    float(value[i]), float(layers.n[c]),
                                    int(self.table.totals[1, c])) for i, (m, c) in
@@ -193,16 +221,15 @@ class LearnedPolicy(Policy):
         return p + self.knobs.bonus * np.sqrt(p * (1 - p) / (n + 1.0))
 
     def _utilities(self, layers: _Layer, cols: np.ndarray, optimistic: np.ndarray,
-                   costs: list[float | None], near: np.ndarray, weights: np.ndarray,
-                   failed: Sequence[str], attempts_left: int) -> np.ndarray:
+                   costs: list[float | None], pair: np.ndarray | None,
+                   attempts_left: int) -> np.ndarray:
         """Utility of trying each model now, plus the best follow-up if it fails."""
         known = [c for c in costs if c is not None]
         dear = max(known) if known else 0.0  # an unknown price is charged the dearest known
         cost = np.array([dear if c is None else c for c in costs])
         value = self.knobs.value * optimistic - self.cost_weight * cost
-        if attempts_left <= 1 or len(cols) < 2:
+        if attempts_left <= 1 or pair is None:
             return value
-        pair = self._pairwise(near, weights, failed, layers, cols)[:, cols]
         follow = self.knobs.value * pair - self.cost_weight * cost[None, :]
         np.fill_diagonal(follow, -np.inf)
         best_next = np.maximum(follow.max(axis=1), 0.0)  # or stop trying

@@ -344,3 +344,29 @@ def stats(memory: Memory) -> dict[str, dict[str, dict[str, float]]]:
     for model, cell in cells["model"].items():
         cell["faults"] = faults.get(model, 0.0)
     return cells
+
+
+def compact_file(path: Path, keep: int) -> tuple[int, Memory]:
+    """Compact the file in place, under the same lock `save` uses (no concurrent loss)."""
+    with _locked(path):
+        memory = Memory.load(path)
+        memory._check_writable()
+        before = len(memory.records)
+        smaller = compact(memory, keep)
+        write(path, smaller)
+    return before, smaller
+
+
+def merge_files(paths: Sequence[Path], out: Path) -> Memory:
+    """Union of the files (and of `out`, if it exists: nothing already there is lost)."""
+    with _locked(out):
+        sources = [Memory.load(p) for p in paths]
+        if out.exists():
+            sources.append(Memory.load(out))
+        merged = sources[0]
+        for other in sources[1:]:
+            merged = merge(merged, other)
+        merged.path = out
+        merged._check_writable()
+        write(out, merged)
+    return merged

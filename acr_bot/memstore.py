@@ -68,12 +68,15 @@ class BranchMemory:
                        "too many concurrent runs; the records stay in this run's log")
 
     def _commit(self, memory: Memory, parent: str | None, message: str) -> str:
-        """A commit whose tree is just the memory file, on top of `parent`."""
+        """A commit on top of `parent`: its tree with the memory file replaced. Other files on
+        the branch stay (a README, or other repositories' memories on a shared branch)."""
         with tempfile.TemporaryDirectory(prefix="acr-memory-") as tmp:
             file = Path(tmp) / "memory.json"
             write(file, memory)
             blob = git(self.repo, "hash-object", "-w", str(file))
             index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            if parent:
+                git(self.repo, "read-tree", parent, env=index)
             git(self.repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{self.path}",
                 env=index)
             tree = git(self.repo, "write-tree", env=index)

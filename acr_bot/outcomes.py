@@ -177,6 +177,23 @@ class OutcomeTable:
             self.cost_ok_n.data[row, col] += ok
             self.totals[2:, col] += (paid, obs.weight, paid * obs.score, ok)
 
+    def discount(self, model: str, factor: float) -> None:
+        """Scale down all evidence about `model` so far (it changed: old outcomes mislead)."""
+        col = self.column(model)
+        for grow in (self.score, self.count, self.cost, self.cost_n, self.cost_ok,
+                     self.cost_ok_n):
+            grow.data[: self.n_rows, col] *= factor
+        self.totals[:, col] *= factor
+
+    def independent(self, task: str, model: str) -> bool:
+        """Whether trying `model` on `task` now would be an independent (first) try."""
+        row = self.row_of.get(task)
+        if row is None:
+            return True
+        col = self.col_of.get(model)
+        bit = 0 if col is None else 1 << col
+        return (self.failed_mask(row) & ~bit) == 0
+
     @property
     def n_rows(self) -> int:
         return self.vectors.n

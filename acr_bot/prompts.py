@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from .context import Context
@@ -22,7 +23,8 @@ Answer with a one-paragraph explanation, then the edits.
 
 def _fence(text: str) -> str:
     """A code fence longer than any backtick run inside `text`."""
-    longest = max((len(run) for run in text.split("\n") if set(run) == {"`"}), default=2)
+    runs = (len(run) for run in re.findall(r"`{3,}", text))
+    longest = max(runs, default=2)
     return "`" * max(3, longest + 1)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +68,8 @@ class Policy:
         if not candidates:
             raise ConfigError("no candidate models to route between")
         pool = untried(candidates, tried)
-        return self.rank(task, pool, tried, attempts_left)
+        with one_blas_thread():
+            return self.rank(task, pool, tried, attempts_left)
 
     def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried],
              attempts_left: int = 1) -> Decision:
@@ -98,6 +101,19 @@ class Policy:
             return prior
         score, count = self.table.totals[0, col], self.table.totals[1, col]
         return float((score + prior * strength) / (count + strength))
+
+
+@lru_cache(maxsize=1)
+def _blas() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> Any:
+    """A decision is a few small matrix products: a second BLAS thread only adds contention
+    (3x slower on a busy 2-core runner), so decisions run single-threaded."""
+    return _blas().limit(limits=1, user_api="blas")
 
 
 def untried(candidates: Sequence[str], tried: Sequence[Tried]) -> list[str]:
@@ -159,10 +175,14 @@ class Fixed(Policy):
 
     def choose(self, task: RouteTask, candidates: Sequence[str],
                tried: Sequence[Tried] = (), attempts_left: int = 1) -> Decision:
-        if self.model not in candidates:
-            raise ConfigError(f"policy {self.name}: {self.model!r} is not among the models "
-                              f"({', '.join(candidates)})")
-        return Decision(self.model, self.name, "the policy always uses this model")
+        if not candidates:
+            raise ConfigError("no candidate models to route between")
+        if self.model in candidates:
+            return Decision(self.model, self.name, "the policy always uses this model")
+        # Not available here (a benchmark row without it, a model over the budget).
+        fallback = min(untried(candidates, tried), key=_sort_key_cost(self))
+        return Decision(fallback, self.name, f"{self.model} is not available: the cheapest "
+                        "untried model instead")
 
 
 def cell_key(features: Features) -> str:

@@ -12,12 +12,14 @@ its table, and reports that file's bytes per record. Prints one JSON object.
 
 Targets: p50 <= 5 ms at 10k records and <= 50 ms at 1M; load + build of 10k <= 0.5 s;
 <= 400 bytes per record on disk. The machine the targets were set on has 2 noisy cores, so
-each timing is a median or a percentile over many repeats.
+each timing is a median or a percentile over many repeats, and the load average is reported.
+`decisions_sha1` digests the decisions made, in order: an optimisation must leave it unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -47,8 +49,9 @@ MODELS = {
 }
 SIZES = (10_000, 100_000, 1_000_000)
 TARGETS = {"p50_ms_10k": 5.0, "p50_ms_1m": 50.0, "load_10k_s": 0.5, "bytes_per_record": 400.0}
-SYLLABLES = ("ka lo mi nu pe ra si to vu ze bar cor dex fin gal hop jun kel mor nix "
-             "pla qui rest sto tre una vel wor xan yel zop").split()
+SYLLABLES = ["ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "vu", "ze", "bar", "cor", "dex",
+             "fin", "gal", "hop", "jun", "kel", "mor", "nix", "pla", "qui", "rest",
+             "sto", "tre", "una", "vel", "wor", "xan", "yel", "zop"]
 ERRORS = ("KeyError", "ValueError", "TypeError", "IndexError", "AttributeError",
           "AssertionError", "RuntimeError", "ZeroDivisionError", "NullPointerException",
           "IllegalStateException")
@@ -162,6 +165,7 @@ def time_decisions(policy: LearnedPolicy, queries: Sequence[RouteTask],
     models = sorted(MODELS)
     cheapest = min(models, key=lambda m: MODELS[m][0])
     chosen: dict[str, int] = {}
+    sequence: list[str] = []
 
     def one(i: int, task: RouteTask) -> float:
         tried = [Tried(cheapest, Outcome(0.0, MODELS[cheapest][0]))] if i % 2 else []
@@ -169,6 +173,7 @@ def time_decisions(policy: LearnedPolicy, queries: Sequence[RouteTask],
         decision = policy.choose(task, models, tried, attempts_left=3)
         elapsed = time.perf_counter() - start
         chosen[decision.model] = chosen.get(decision.model, 0) + 1
+        sequence.append(decision.model)
         return elapsed
 
     for i, task in enumerate(queries[:warmup]):
@@ -179,7 +184,9 @@ def time_decisions(policy: LearnedPolicy, queries: Sequence[RouteTask],
     return {"decisions": len(samples), "p50_ms": _percentile_ms(samples, 50),
             "p99_ms": _percentile_ms(samples, 99), "mean_ms": round(1000 * float(
                 np.mean(samples)), 3), "p50_ms_after_a_failure": _percentile_ms(with_failure, 50),
-            "chosen": dict(sorted(chosen.items()))}
+            "chosen": dict(sorted(chosen.items())),
+            # An optimisation must leave this unchanged: the same decisions, in order.
+            "decisions_sha1": hashlib.sha1("\n".join(sequence).encode()).hexdigest()[:16]}
 
 
 def queries(n: int, pool: Sequence[str], vocab: Sequence[str], seed: int) -> list[RouteTask]:
@@ -242,8 +249,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     pool, vocab = feature_pool(args.pool)
     doc: dict[str, object] = {
         "benchmark": "router_latency", "policy": "learned", "models": len(MODELS),
-        "attempts_left": 3, "machine": {"cpus": os.cpu_count(), "python":
-                                        platform.python_version(), "numpy": np.__version__},
+        "attempts_left": 3, "machine": {
+            "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(), "numpy": np.__version__,
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")},
         "vocabulary": len(vocab), "feature_pool": len(pool)}
     doc["load"] = bench_load(pool, vocab)
     results = {str(size): bench_size(size, pool, vocab, args.decisions) for size in sizes}

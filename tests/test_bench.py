@@ -283,20 +283,19 @@ DRIFT_MODES = {
     "cascade-3x-w1": bench.BenchConfig("cascade", 3, 1.0),
     "cascade-2x-w3": bench.BenchConfig("cascade", 2, 3.0),
 }
-# A known failure of learned.py (reported to the lead; regret summed over the seeds).
-# strict: the day learned.py adapts, these XPASS and fail, and the mark must go.
-CASCADE_LOCK_IN = pytest.mark.xfail(strict=True, reason=(
-    "in cascade mode learned keeps the degraded model first: its first-try rate falls slowly "
-    "(old evidence never fades: P 0.51 vs a true 0.15 near the end) and the others are only "
-    "seen after its failures, which biases P(it passes | other fails) low (0.34) and never "
-    "counts for their own first try; regret learned/frozen 97.6/97.6 (3x, w=1), "
-    "315.6/316.7 (2x, w=3)"))
+# A known shortfall (regret summed over the seeds). learned detects the change (CUSUM on
+# first tries) and puts beta first within ~25 rows, but with three cheap equal-priced tries
+# most of both policies' regret is the same unavoidable cost of cascading, so learned saves
+# 29% (70.6 vs 97.6 before tuning), just short of 30%. strict: if it passes, drop the mark.
+DEGRADE_3X = pytest.mark.xfail(strict=True, reason=(
+    "degrading model, cascade 3x w=1: learned/frozen regret ~0.71, target <= 0.70"))
 DRIFTS = [
     pytest.param("task-mix", mode, id=f"task-mix-{mode}") for mode in DRIFT_MODES
 ] + [
     pytest.param("degrading-model", "oneshot", id="degrading-model-oneshot"),
-    *(pytest.param("degrading-model", mode, id=f"degrading-model-{mode}", marks=CASCADE_LOCK_IN)
-      for mode in DRIFT_MODES if mode != "oneshot"),
+    pytest.param("degrading-model", "cascade-3x-w1", id="degrading-model-cascade-3x-w1",
+                 marks=DEGRADE_3X),
+    pytest.param("degrading-model", "cascade-2x-w3", id="degrading-model-cascade-2x-w3"),
     *(pytest.param("new-model", mode, id=f"new-model-{mode}") for mode in DRIFT_MODES),
 ]
 GENERATORS = {"task-mix": synth.drift_task_mix, "degrading-model": synth.drift_degrading_model,

@@ -24,13 +24,22 @@ class Fault:
     times: int = 1
     headers: dict[str, str] = field(default_factory=dict)
     after: bool = False  # apply the request first, then fail (a 5xx after the write happened)
+    body: Any = None  # the JSON error document (default: {"message": ...} for the status)
 
 
 class FakeGitHub:
-    def __init__(self, server: Any, repository: str = "octo/repo") -> None:
+    """`prefix`: where the API is mounted, e.g. "/api/v3" as on GitHub Enterprise Server."""
+
+    def __init__(self, server: Any, repository: str = "octo/repo", prefix: str = "") -> None:
         self.server = server
         self.repository = repository
-        self.base = server.url_for("").rstrip("/")
+        root = server.url_for("").rstrip("/")
+        self.prefix = prefix.rstrip("/")
+        self.base = root + self.prefix
+        # Job logs are served from another host (as GitHub's signed storage URLs are): the
+        # same server under another name, so clients must treat it as a different origin.
+        host = "127.0.0.1" if "//localhost:" in root else "localhost"
+        self.storage = re.sub(r"//[^:/]+", f"//{host}", root, count=1)
         self.pulls: dict[int, dict[str, Any]] = {}
         self.comments: list[dict[str, Any]] = []
         self.labels: dict[int, list[str]] = {}
@@ -39,6 +48,7 @@ class FakeGitHub:
         self.reviews: dict[int, list[dict[str, Any]]] = {}
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # each request's headers, as self.requests
         self.next_number = 100
         server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
 
@@ -49,8 +59,8 @@ class FakeGitHub:
         return self.base
 
     def fail(self, method: str, path: str, status: int, times: int = 1, after: bool = False,
-             headers: dict[str, str] | None = None) -> None:
-        self.faults.append(Fault(method, path, status, times, headers or {}, after))
+             headers: dict[str, str] | None = None, body: Any = None) -> None:
+        self.faults.append(Fault(method, path, status, times, headers or {}, after, body))
 
     def calls(self, method: str, pattern: str) -> list[Any]:
         return [body for m, p, body in self.requests if m == method and re.search(pattern, p)]
@@ -89,6 +99,7 @@ class FakeGitHub:
     def handle(self, request: Request) -> Response:
         body = request.get_json(silent=True) if request.data else None
         self.requests.append((request.method, request.path, body))
+        self.headers.append(dict(request.headers))
         fault = self._fault(request.method, request.path)
         if fault and not fault.after:
             return self._error(fault)
@@ -98,11 +109,16 @@ class FakeGitHub:
     def _error(self, fault: Fault) -> Response:
         message = {403: "You have exceeded a secondary rate limit.",
                    409: "Conflict", 422: "Validation Failed"}.get(fault.status, "Server Error")
-        return Response(json.dumps({"message": message}), fault.status,
+        doc = fault.body if fault.body is not None else {"message": message}
+        return Response(json.dumps(doc), fault.status,
                         {"Content-Type": "application/json", **fault.headers})
 
     def _route(self, request: Request, body: Any) -> Response:
         path = request.path
+        if self.prefix and path.startswith(self.prefix + "/"):
+            path = path[len(self.prefix):]
+        elif self.prefix and not path.startswith("/blob/"):
+            path = "/not-under-the-api-prefix" + path
         repo = f"/repos/{self.repository}"
         routes = [
             ("GET", rf"^{repo}$", lambda m: self._repo()),
@@ -217,7 +233,7 @@ class FakeGitHub:
 
     def _log_redirect(self, m: re.Match[str]) -> Response:
         # Real GitHub answers 302 to a short-lived storage URL on another host.
-        return Response("", 302, {"Location": f"{self.base}/blob/logs/{m.group(1)}"})
+        return Response("", 302, {"Location": f"{self.storage}/blob/logs/{m.group(1)}"})
 
     def _log(self, m: re.Match[str]) -> Response:
         return Response(self.logs.get(int(m.group(1)), ""), 200, {"Content-Type": "text/plain"})

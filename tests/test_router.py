@@ -1,0 +1,522 @@
+"""Routing policies: cold start, exploration, seeded determinism, escalation inside a task,
+cascade conditioning, verdicts, the static table, lookahead, and `acr-bot route --json`."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from acr_bot.cli import cli
+from acr_bot.domain import Decision, Estimate, Features, Record
+from acr_bot.errors import ConfigError
+from acr_bot.features import extract
+from acr_bot.learned import Knobs, LearnedPolicy
+from acr_bot.memory import Memory, write
+from acr_bot.outcomes import Observation, OutcomeTable, observations
+from acr_bot.router import Outcome, Policy, RouteTask, Tried, make_policy
+
+WORDS = ["parser", "tokenizer", "cache", "config", "loader", "socket", "thread", "buffer", "index",
+         "matrix", "graph", "lexer", "widget", "schema", "cursor", "render", "layout",
+         "session", "cookie", "router", "handler", "logger", "metric", "encoder",
+         "decoder", "stream", "channel", "worker", "queue", "scheduler"]
+PRICES = {"a": 0.01, "b": 0.05, "c": 0.2}
+POLICIES = ("learned", "frozen", "cheapest-first", "best-first", "static-table", "random")
+
+
+@cache
+def features(i: int, lang: str = "python", kind: str = "bug") -> Features:
+    """Varied but realistic features: extracted from a synthetic issue text."""
+    r = random.Random(f"{i}{lang}{kind}")
+    w = r.sample(WORDS, 5)
+    ext = {"python": "py", "go": "go", "rust": "rs"}[lang]
+    verb = {"bug": "crashes with an exception", "feature": "add support for",
+            "docs": "typo in the docs of"}[kind]
+    text = f"{w[0]} {verb} {w[1]}\n\nIn src/{w[2]}.{ext} the {w[3]} {w[4]} is wrong."
+    return extract(text, language=lang)
+
+
+def task(i: int, lang: str = "python", kind: str = "bug", prefix: str = "q") -> RouteTask:
+    return RouteTask(f"{prefix}{i}", features(i, lang, kind))
+
+
+class Log:
+    """Records as the fixer writes them: one per attempt, numbered within the task."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def attempt(self, task_id: str, i: int, model: str, ok: bool, number: int = 1,
+                cost: float | None = None, lang: str = "python", kind: str = "bug") -> Record:
+        record = Record(id=f"r{len(self.records):05d}", kind="attempt",
+                        ts=1_700_000_000 + len(self.records), task=task_id, model=model,
+                        outcome="passed" if ok else "tests_failed",
+                        features=features(i, lang, kind).compact(), attempt=number,
+                        cost_usd=PRICES.get(model, 0.05) if cost is None else cost)
+        self.records.append(record)
+        return record
+
+    def verdict(self, ref: Record, outcome: str) -> None:
+        self.records.append(Record(id=f"v{len(self.records):05d}", kind="verdict",
+                                   ts=ref.ts + 1, task=ref.task, model=ref.model,
+                                   outcome=outcome, ref=ref.id))
+
+    def observations(self) -> list[Observation]:
+        return observations(self.records)
+
+
+def estimate(decision: Decision, model: str) -> Estimate:
+    (found,) = [e for e in decision.estimates if e.model == model]
+    return found
+
+
+def fail(model: str) -> Tried:
+    return Tried(model, Outcome(0.0, PRICES.get(model)))
+
+
+# --- cold start ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["learned", "frozen"])
+def test_cold_start_picks_the_cheapest_with_even_odds(name: str) -> None:
+    policy = make_policy(name, [], cost_hint=PRICES.get)
+    decision = policy.choose(task(1), ["c", "b", "a"])
+    assert decision.model == "a" and decision.policy == name
+    assert [e.model for e in decision.estimates] == ["c", "b", "a"]
+    for e in decision.estimates:
+        assert e.p_pass == pytest.approx(0.5, abs=0.02)
+        assert e.records == 0 and e.neighbours == 0
+        assert e.exp_cost_usd == PRICES[e.model]
+    assert estimate(decision, "a").utility > estimate(decision, "b").utility > estimate(
+        decision, "c").utility
+    text = policy.explain(decision)
+    assert text.startswith(f"Chose a ({name})")
+    assert all(m in text for m in PRICES)
+
+
+def test_cold_start_cheapest_first_agrees_and_puts_unknown_prices_last() -> None:
+    hint: Callable[[str], float | None] = {**PRICES, "mystery": None}.get
+    cheapest = make_policy("cheapest-first", [], cost_hint=hint)
+    decision = cheapest.choose(task(1), ["mystery", "c", "b", "a"])
+    assert decision.model == "a" and "cheapest" in cheapest.explain(decision)
+    assert cheapest.choose(task(1), ["mystery", "c"]).model == "c"
+    learned = make_policy("learned", [], cost_hint=hint)
+    chosen = learned.choose(task(1), ["mystery", "c", "b", "a"])
+    assert chosen.model == "a"
+    # an unknown price is charged like the dearest known one, never as free
+    assert estimate(chosen, "mystery").exp_cost_usd is None
+    assert estimate(chosen, "mystery").utility == pytest.approx(estimate(chosen, "c").utility)
+
+
+def test_no_candidates_is_a_config_error() -> None:
+    for name in POLICIES:
+        with pytest.raises(ConfigError, match="no candidate"):
+            make_policy(name, []).choose(task(1), [])
+
+
+# --- exploration of a new model ----------------------------------------------------------------
+
+OLD = {"old1": 0.5, "old2": 0.4}
+
+
+def _mediocre_memory() -> list[Observation]:
+    log = Log()
+    for model, rate in OLD.items():
+        for i in range(30):
+            ok = (i * rate) % 1 + rate >= 1  # evenly spread: exactly rate x 30 passes
+            log.attempt(f"{model}-{i}", i, model, ok, cost=0.02)  # independent first tries
+    return log.observations()
+
+
+def _stream(policy: Policy, n: int) -> list[str]:
+    chosen = []
+    for i in range(100, 100 + n):
+        t = task(i, prefix="s")
+        model = policy.choose(t, ["old1", "old2", "new"], attempts_left=1).model
+        chosen.append(model)
+        policy.update(t, model, Outcome(float(i % 2), 0.02))
+    return chosen
+
+
+def test_learned_explores_a_new_model_early_and_frozen_keeps_its_prior() -> None:
+    obs = _mediocre_memory()
+    assert sum(o.score for o in obs) == 27  # 15 + 12 passes of 60 tries
+    hint = {"old1": 0.02, "old2": 0.02, "new": 0.02}.get
+    learned = make_policy("learned", obs, cost_hint=hint)
+    first = learned.choose(task(100, prefix="s"), ["old1", "old2", "new"])
+    new, old = estimate(first, "new"), estimate(first, "old1")
+    assert new.records == 0 and old.records == 30
+    # optimism in the face of uncertainty: the untried model gets the largest bonus
+    assert new.score - new.p_pass > 1.5 * (old.score - old.p_pass) > 0
+    assert "new" in _stream(make_policy("learned", obs, cost_hint=hint), 3)
+
+    frozen = make_policy("frozen", obs, cost_hint=hint)
+    decision = frozen.choose(task(100, prefix="s"), ["old1", "old2", "new"])
+    prior = (27 + 1) / (60 + 2)  # the memory-wide pass rate is a new model's prior
+    assert estimate(decision, "new").p_pass == pytest.approx(prior)
+    assert all(e.score == e.p_pass for e in decision.estimates)  # no exploration bonus
+    stream = _stream(frozen, 10)
+    assert "new" not in stream  # old1's record (50%) beats the prior (45%) everywhere
+    assert frozen.table.n_rows == 60  # and it learned nothing from the stream
+
+
+# --- determinism ------------------------------------------------------------------------------
+
+
+def _run(make: Callable[[], Policy], n: int = 40) -> list[str]:
+    policy = make()
+    out = []
+    for i in range(n):
+        t = task(i % 25, ("python", "go")[i % 2], prefix=f"d{i}-")
+        tried: list[Tried] = []
+        for step in range(2):
+            model = policy.choose(t, list(PRICES), tried, attempts_left=2 - step).model
+            out.append(model)
+            ok = (i + step + ord(model)) % 3 == 0
+            policy.update(t, model, Outcome(float(ok), PRICES[model]))
+            if ok:
+                break
+            tried.append(fail(model))
+    return out
+
+
+def _thompson(seed: int) -> Callable[[], Policy]:
+    return lambda: LearnedPolicy(OutcomeTable.build(_mediocre_memory()), cost_hint=PRICES.get,
+                                 seed=seed, knobs=Knobs(explore="thompson"))
+
+
+def _random(seed: int) -> Callable[[], Policy]:
+    return lambda: make_policy("random", [], seed=seed)
+
+
+@pytest.mark.parametrize("maker", [_thompson, _random], ids=["thompson", "random"])
+def test_the_same_seed_gives_the_same_decisions(maker: Callable[[int], Callable[[], Policy]]
+                                                ) -> None:
+    first, again, other = _run(maker(1)), _run(maker(1)), _run(maker(2))
+    assert first == again
+    assert first != other
+    assert len(set(first)) == 3  # the stream really is random, not constant
+
+
+def test_thompson_samples_differ_from_the_mean_but_not_between_runs() -> None:
+    a, b = _thompson(5)(), _thompson(5)()
+    da, db = a.choose(task(3), list(PRICES)), b.choose(task(3), list(PRICES))
+    assert [e.score for e in da.estimates] == [e.score for e in db.estimates]
+    assert any(e.score != e.p_pass for e in da.estimates)
+
+
+# --- escalation inside one task ---------------------------------------------------------------
+
+
+def _cascade_memory() -> list[Observation]:
+    """a fails the hard tasks; after it fails, b usually solves them and c does not. On first
+    tries c is better than b: only conditioning on a's failure makes b the right next step."""
+    log, r = Log(), random.Random(1)
+    for i in range(60):
+        if i % 3 == 0:
+            log.attempt(f"p{i}", i, "a", True)
+        elif i % 3 == 1:
+            log.attempt(f"p{i}", i, "a", False)
+            log.attempt(f"p{i}", i, "b", r.random() < 0.85, 2)
+        else:
+            log.attempt(f"p{i}", i, "a", False)
+            log.attempt(f"p{i}", i, "c", r.random() < 0.15, 2)
+    for i in range(60, 90):
+        log.attempt(f"p{i}", i, "b", i % 2 == 0, cost=0.05)
+        log.attempt(f"x{i}", i, "c", i % 10 < 7, cost=0.05)
+    return log.observations()
+
+
+SAME_PRICE = {"a": 0.01, "b": 0.05, "c": 0.05}
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_a_failed_model_is_not_chosen_again_while_others_remain(name: str) -> None:
+    policy = make_policy(name, _cascade_memory(), cost_hint=PRICES.get)
+    for i in range(8):
+        t = task(200 + i)
+        tried: list[Tried] = []
+        for _ in range(3):
+            model = policy.choose(t, list(PRICES), tried, attempts_left=3 - len(tried)).model
+            assert model not in {x.model for x in tried}
+            tried.append(fail(model))
+        assert {x.model for x in tried} == set(PRICES)
+        # every model failed: the policy still answers with a candidate
+        assert policy.choose(t, list(PRICES), tried).model in PRICES
+
+
+@pytest.mark.parametrize("name", ["learned", "frozen", "cheapest-first"])
+def test_a_provider_fault_does_not_exclude_the_model(name: str) -> None:
+    policy = make_policy(name, [], cost_hint=PRICES.get)
+    outage = [Tried("a", Outcome(0.0, None, skill=False))] * 2
+    assert policy.choose(task(1), list(PRICES), outage).model == "a"
+    assert policy.choose(task(1), list(PRICES), [fail("a")]).model != "a"
+
+
+def test_learned_escalates_to_the_model_that_solves_what_the_first_one_fails() -> None:
+    policy = make_policy("learned", _cascade_memory(), cost_hint=SAME_PRICE.get)
+    first_try, after_a = [], []
+    for i in range(300, 330):
+        t = task(i)
+        first_try.append(policy.choose(t, ["b", "c"], attempts_left=1).model)
+        decision = policy.choose(t, list(SAME_PRICE), [fail("a")], attempts_left=1)
+        after_a.append(decision.model)
+        assert estimate(decision, "b").p_pass > estimate(decision, "c").p_pass + 0.05
+    assert first_try.count("c") > 20  # on a first try c looks better...
+    assert after_a == ["b"] * 30  # ...but after a has failed, b is the one to try
+
+
+def test_cheapest_first_escalates_in_price_order() -> None:
+    policy = make_policy("cheapest-first", [], cost_hint=PRICES.get)
+    tried: list[Tried] = []
+    for _ in PRICES:
+        tried.append(fail(policy.choose(task(1), ["c", "a", "b"], tried).model))
+    assert [t.model for t in tried] == ["a", "b", "c"]
+
+
+def test_observed_costs_override_price_hints_for_cheapest_first() -> None:
+    log = Log()
+    for i in range(5):
+        log.attempt(f"p{i}", i, "a", True, cost=0.5)  # "a" turned out expensive
+    policy = make_policy("cheapest-first", log.observations(), cost_hint=PRICES.get)
+    assert policy.choose(task(1), list(PRICES)).model == "b"
+
+
+# --- conditioning: strong models tried after cheap ones failed --------------------------------
+
+
+def _strong_memory(second_tries_as_first: bool) -> list[Observation]:
+    """cheap fails the hard tasks at attempt 1 and strong gets them at attempt 2 (it solves a
+    third); strong also has 10 independent first tries on other tasks (it solves 9)."""
+    log = Log()
+    for i in range(30):
+        if second_tries_as_first:
+            log.attempt(f"h{i}", i, "strong", i % 3 == 0, 1)
+        else:
+            log.attempt(f"h{i}", i, "cheap", False, 1)
+            log.attempt(f"h{i}", i, "strong", i % 3 == 0, 2)
+    for i in range(30, 40):
+        log.attempt(f"e{i}", i, "strong", i != 30, 1)
+        log.attempt(f"c{i}", i, "cheap", i % 2 == 0, 1)
+    return log.observations()
+
+
+def test_a_strong_models_first_try_estimate_ignores_its_conditional_record() -> None:
+    obs = _strong_memory(False)
+    assert sum(1 for o in obs if o.model == "strong" and o.after == ("cheap",)) == 30
+    conditioned = make_policy("frozen", obs)
+    independent_only = make_policy("frozen", [o for o in obs if o.after == () or
+                                              o.model != "strong"])
+    naive = make_policy("frozen", _strong_memory(True))
+    for i in range(400, 410):
+        t = task(i)
+        p = estimate(conditioned.choose(t, ["strong"]), "strong")
+        assert p.p_pass == pytest.approx(
+            estimate(independent_only.choose(t, ["strong"]), "strong").p_pass, abs=1e-6)
+        assert p.records == 10 and p.p_pass > 0.7
+        assert estimate(naive.choose(t, ["strong"]), "strong").p_pass < p.p_pass - 0.2
+    # once cheap has failed here, the conditional record is the evidence that counts
+    after = estimate(conditioned.choose(task(400), ["strong"], [fail("cheap")]), "strong")
+    assert after.p_pass < 0.6 and after.neighbours > 0
+
+
+# --- verdicts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, lower", [("rejected", True), ("changes_requested", True),
+                                         ("accepted", False)])
+def test_a_verdict_on_a_passed_attempt_moves_the_estimate(kind: str, lower: bool) -> None:
+    def memory(with_verdicts: bool) -> list[Observation]:
+        log = Log()
+        for i in range(12):
+            passed = log.attempt(f"p{i}", i, "b", True)
+            if with_verdicts and i % 2 == 0:
+                log.verdict(passed, kind)
+        return log.observations()
+
+    base = estimate(make_policy("frozen", memory(False)).choose(task(1), ["b"]), "b").p_pass
+    judged = estimate(make_policy("frozen", memory(True)).choose(task(1), ["b"]), "b").p_pass
+    if lower:
+        assert judged < base - 0.1
+    else:
+        assert judged == pytest.approx(base)
+
+
+# --- static table, fixed, names ---------------------------------------------------------------
+
+
+def _cells_memory() -> list[Observation]:
+    log = Log()
+    for i in range(8):  # every try independent: its own task id
+        log.attempt(f"py{i}b", i, "b", True)
+        log.attempt(f"py{i}c", i, "c", i % 4 == 0)
+        log.attempt(f"go{i}b", i, "b", i % 4 == 0, lang="go", kind="feature")
+        log.attempt(f"go{i}c", i, "c", True, lang="go", kind="feature")
+        log.attempt(f"py{i}a", i, "a", i < 2)
+    return log.observations()
+
+
+def test_static_table_picks_the_best_model_of_each_cell() -> None:
+    policy = make_policy("static-table", _cells_memory(), cost_hint=PRICES.get)
+    python_bug = policy.choose(task(50), list(PRICES))
+    assert python_bug.model == "b" and "best in its cell" in python_bug.reason
+    assert "lang:python" in python_bug.reason
+    assert policy.choose(task(50, "go", "feature"), list(PRICES)).model == "c"
+    # a cell it never saw: the best overall record
+    unseen = policy.choose(task(50, "rust", "docs"), list(PRICES))
+    assert "cell unseen" in unseen.reason and unseen.model in ("b", "c")
+    # frozen: the stream does not change it
+    for i in range(10):
+        policy.update(task(60 + i), "a", Outcome(1.0))
+    assert policy.choose(task(50), list(PRICES)).model == "b"
+
+
+def test_fixed_always_returns_its_model() -> None:
+    policy = make_policy("fixed:b", _cells_memory(), cost_hint=PRICES.get)
+    assert policy.name == "fixed:b"
+    assert policy.choose(task(1), list(PRICES)).model == "b"
+    assert policy.choose(task(1), list(PRICES), [fail("b")]).model == "b"
+    with pytest.raises(ConfigError, match="no candidate"):
+        policy.choose(task(1), [])
+
+
+def test_fixed_falls_back_to_the_cheapest_untried_when_its_model_is_not_a_candidate() -> None:
+    # router.Fixed no longer raises here (benchmark rows may lack the model): it says so.
+    policy = make_policy("fixed:zeta", [], cost_hint=PRICES.get)
+    decision = policy.choose(task(1), ["c", "b", "a"])
+    assert decision.model == "a" and "zeta is not available" in decision.reason
+    assert policy.choose(task(1), ["c", "b", "a"], [fail("a")]).model == "b"
+
+
+@pytest.mark.parametrize("name", ["smartest", "", "Learned", "fixed"])
+def test_an_unknown_policy_name_is_a_config_error(name: str) -> None:
+    with pytest.raises(ConfigError, match="unknown policy"):
+        make_policy(name, [])
+
+
+def test_best_first_prefers_the_best_record() -> None:
+    policy = make_policy("best-first", _cells_memory(), cost_hint=PRICES.get)
+    assert policy.choose(task(1), list(PRICES)).model in ("b", "c")
+    assert policy.choose(task(1), ["a", "c"]).model == "c"
+
+
+# --- cascade lookahead ------------------------------------------------------------------------
+
+CASCADE_PRICES = {"cheap": 0.01, "strong": 0.15}
+
+
+def _cheap_and_strong() -> list[Observation]:
+    """cheap passes half of its first tries; strong 95%, and it solves what cheap fails."""
+    log = Log()
+    for i in range(40):
+        ok = i % 2 == 0
+        log.attempt(f"p{i}", i, "cheap", ok, 1, cost=0.01)
+        if not ok:
+            log.attempt(f"p{i}", i, "strong", True, 2, cost=0.15)
+    for i in range(40, 80):
+        log.attempt(f"s{i}", i, "strong", i % 20 != 0, 1, cost=0.15)
+    return log.observations()
+
+
+def test_lookahead_prefers_a_cheap_first_try_when_a_strong_one_can_follow() -> None:
+    obs = _cheap_and_strong()
+    policy = make_policy("learned", obs, cost_hint=CASCADE_PRICES.get, cost_weight=1.0)
+    models = list(CASCADE_PRICES)
+    for i in range(500, 510):
+        two = policy.choose(task(i), models, attempts_left=2)
+        one = policy.choose(task(i), models, attempts_left=1)
+        assert two.model == "cheap", policy.explain(two)
+        assert one.model == "strong", policy.explain(one)
+        assert estimate(two, "cheap").utility > estimate(one, "cheap").utility
+        assert estimate(two, "cheap").p_pass == pytest.approx(estimate(one, "cheap").p_pass)
+    free = make_policy("learned", obs, cost_hint=CASCADE_PRICES.get, cost_weight=0.0)
+    assert free.choose(task(500), models, attempts_left=1).model == "strong"
+
+
+# --- `acr-bot route --json` -------------------------------------------------------------------
+
+CONFIG = """\
+models:
+  - name: replay/a
+    input_cost_per_token: 0.000001
+    output_cost_per_token: 0.000002
+  - name: replay/b
+    input_cost_per_token: 0.00001
+    output_cost_per_token: 0.00004
+"""
+
+
+def _route_memory(path: Path) -> list[Record]:
+    log = Log()
+    for i in range(12):
+        ok = i % 3 == 0
+        log.attempt(f"past-{i}", i, "replay/a", ok, 1, cost=0.012)
+        if not ok:
+            log.attempt(f"past-{i}", i, "replay/b", True, 2, cost=0.16)
+    write(path, Memory(path, log.records))
+    return log.records
+
+
+def _route(repo: Path, memory: Path, *extra: str) -> dict:
+    text = "parser crashes with KeyError\n\nIn src/parser.py the config loader raises KeyError"
+    result = CliRunner().invoke(cli, [
+        "route", "--repo", str(repo), "--memory", str(memory), "--models",
+        "replay/a,replay/b", "--task", text, "--json", *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_route_json_schema(make_repo, tmp_path: Path) -> None:
+    repo = make_repo({".github/acr-bot.yml": CONFIG, "src/parser.py": "x = 1\n"})
+    memory = tmp_path / "mem" / "memory.json"
+    records = _route_memory(memory)
+    doc = _route(repo, memory)
+    assert list(doc) == ["task", "features", "memory_records", "model", "policy", "reason",
+                         "candidates", "nearest"]
+    assert set(doc["task"]) == {"id", "title"} and doc["task"]["title"].startswith("parser")
+    assert doc["features"] and all(isinstance(t, str) and ":" in t for t in doc["features"])
+    assert "lang:python" in doc["features"] and "err:KeyError" in doc["features"]
+    assert doc["memory_records"] == len(records)
+    assert doc["policy"] == "learned" and doc["model"] in ("replay/a", "replay/b")
+    assert isinstance(doc["reason"], str) and doc["reason"]
+    assert [c["model"] for c in doc["candidates"]] == ["replay/a", "replay/b"]
+    for c in doc["candidates"]:
+        assert list(c) == ["model", "p_pass", "expected_cost_usd", "utility", "neighbours",
+                           "records"]
+        assert 0.0 <= c["p_pass"] <= 1.0 and isinstance(c["p_pass"], float)
+        assert isinstance(c["expected_cost_usd"], float) and c["expected_cost_usd"] > 0
+        assert isinstance(c["utility"], float) and isinstance(c["neighbours"], float)
+        assert isinstance(c["records"], int)
+    by_model = {c["model"]: c for c in doc["candidates"]}
+    assert by_model["replay/a"]["records"] == 12
+    assert by_model["replay/b"]["records"] == 0  # only ever tried after a failed
+    assert by_model["replay/a"]["expected_cost_usd"] < by_model["replay/b"]["expected_cost_usd"]
+    past = {r.task for r in records}
+    assert doc["nearest"] and {n["task"] for n in doc["nearest"]} <= past
+    for n in doc["nearest"]:
+        assert list(n) == ["task", "similarity", "outcomes"]
+        assert -1.0 <= n["similarity"] <= 1.0 and "replay/a:" in n["outcomes"]
+    sims = [n["similarity"] for n in doc["nearest"]]
+    assert sims == sorted(sims, reverse=True)
+
+
+def test_route_json_with_an_empty_memory_and_another_policy(make_repo, tmp_path: Path) -> None:
+    repo = make_repo({".github/acr-bot.yml": CONFIG})
+    doc = _route(repo, tmp_path / "none.json", "--policy", "cheapest-first")
+    assert doc["memory_records"] == 0 and doc["model"] == "replay/a"
+    assert doc["policy"] == "cheapest-first" and doc["candidates"] == doc["nearest"] == []
+
+
+def test_route_text_explains_the_choice(make_repo, tmp_path: Path) -> None:
+    repo = make_repo({".github/acr-bot.yml": CONFIG})
+    memory = tmp_path / "memory.json"
+    _route_memory(memory)
+    result = CliRunner().invoke(cli, ["route", "--repo", str(repo), "--memory", str(memory),
+                                      "--models", "replay/a,replay/b", "--task", "x crashes"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Chose replay/") and "Nearest past tasks:" in result.output
