@@ -113,9 +113,11 @@ def run(ctx: ActionContext, settings: Settings, env: Mapping[str, str],
 
 def main(env: Mapping[str, str] | None = None) -> int:
     """Entry point for the Docker action; the exit code fails the job only on errors."""
+    from .app import terminate_gracefully
     from .config import action_context, environment, load_settings
 
     env = environment() if env is None else env
+    terminate_gracefully()
     console = Console()
     try:
         ctx = action_context(env)

@@ -26,6 +26,17 @@ TYPICAL_PROMPT_TOKENS = 8_000
 TYPICAL_COMPLETION_TOKENS = 2_000
 
 
+def terminate_gracefully() -> None:
+    """SIGTERM (a cancelled workflow, `kill`) unwinds like Ctrl-C: the test process group is
+    killed, the worktree removed, containers removed, and the memory saved atomically."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def task_from_text(text: str, source: str = "cli") -> Task:
     """A task from free text: the first line is the title, the id is a content hash."""
     text = text.strip()

@@ -39,6 +39,7 @@ def cli(verbose: bool) -> None:
     """acr-bot: fixes failing code with the LLM your repo's own history says will work."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="acr-bot: %(levelname)s: %(message)s", stream=sys.stderr)
+    app.terminate_gracefully()
 
 
 def _read_task(task: str | None, task_file: Path | None) -> str:

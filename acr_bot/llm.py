@@ -163,6 +163,8 @@ def _make_handler(book: ReplayBook) -> Any:
     class ReplayLLM(CustomLLM):
         def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
             reply = book.answer(model, _last_user_text(messages))
+            if reply.get("delay"):  # a slow provider, for timeout and cancellation tests
+                time.sleep(float(reply["delay"]))
             _raise_fault(reply.get("fault"), model)
             response = kwargs["model_response"]
             response.choices[0].message.content = reply.get("text", "")
