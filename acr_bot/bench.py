@@ -76,7 +76,7 @@ def _parse_row(line: str, where: str) -> Row:
         return Row(str(data["id"]), str(data.get("text", "")), data.get("language"),
                    tuple(str(t) for t in data.get("tags") or ()), data.get("split", "stream"),
                    bool(data.get("ood", False)), outcomes)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise DatasetError(f"{where}: not a v1 routing row ({exc})") from None
 
 

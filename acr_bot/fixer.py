@@ -201,6 +201,11 @@ def _apply_and_verify(job: FixJob, state: _State, reply: Reply, number: int,
     except EditError as exc:
         return Attempt(number, reply.model, "apply_failed", time.monotonic() - started, **usage,
                        detail=str(exc).splitlines()[0][:200], feedback=str(exc)[:FEEDBACK_LIMIT])
+    except OSError as exc:  # e.g. a 5,000-character file name: the reply's fault, not a crash
+        message = f"The edits could not be written: {exc.strerror or exc} ({exc.filename!s:.120})."
+        return Attempt(number, reply.model, "apply_failed", time.monotonic() - started, **usage,
+                       detail=message[:200], feedback=message + " None of them was kept: use "
+                       "short, ordinary paths relative to the repository root.")
     if not changed:  # every block's REPLACE equalled its SEARCH: nothing to test or commit
         return Attempt(number, reply.model, "no_edits", time.monotonic() - started, **usage,
                        detail="the edit blocks changed nothing",

@@ -85,12 +85,14 @@ class PushRejected(GitError):
 
 def fetch(root: Path, remote: Remote, branch: str, into: str) -> str | None:
     """Fetch `branch` of `remote` into local ref `into`; its sha, or None if it does not exist."""
-    found = git(root, "ls-remote", "--heads", remote.url, f"refs/heads/{branch}",
-                env=remote.env(), timeout=120)
-    if not found.strip():
-        return None
-    git(root, "fetch", "--quiet", "--no-tags", remote.url, f"+refs/heads/{branch}:{into}",
-        env=remote.env(), timeout=300)
+    # One round trip (not ls-remote, then fetch): concurrent writers race less.
+    try:
+        git(root, "fetch", "--quiet", "--no-tags", remote.url,
+            f"+refs/heads/{branch}:{into}", env=remote.env(), timeout=300)
+    except GitError as exc:
+        if "couldn't find remote ref" in getattr(exc, "output", str(exc)):
+            return None
+        raise
     return git(root, "rev-parse", into)
 
 
@@ -106,7 +108,12 @@ def push(root: Path, remote: Remote, commit: str, branch: str,
         text = getattr(exc, "output", str(exc))
         if any(s in text for s in ("rejected", "non-fast-forward", "fetch first", "stale info",
                                    "failed to update ref", "cannot lock ref")):
-            raise PushRejected(text) from None
+            # One line that says what happened, not git's multi-line report (the Action
+            # prints it as the run's error).
+            rejected = PushRejected(f"push to {branch} was rejected: the branch moved on since "
+                                    f"it was read (another run pushed to it): {_headline(text)}")
+            rejected.output = text  # type: ignore[attr-defined]
+            raise rejected from None
         raise
 
 

@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -106,7 +106,7 @@ class ReplayBook:
             data = json.loads(Path(path).read_text())
         except OSError as exc:
             raise ReplayError(f"cannot read replay file {path}: {exc.strerror}") from None
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise ReplayError(f"replay file {path} is not valid JSON: {exc}") from None
         models = data.get("models") if isinstance(data, dict) else None
         if not isinstance(models, dict) or not models:
@@ -114,6 +114,15 @@ class ReplayBook:
         for name, spec in models.items():
             if not isinstance(spec, dict) or not isinstance(spec.get("replies"), list):
                 raise ReplayError(f"replay file {path}: model {name!r} needs a \"replies\" list")
+            for key in ("input_cost_per_token", "output_cost_per_token"):
+                if key in spec and not _is_number(spec[key]):
+                    raise ReplayError(f"replay file {path}: model {name!r}: {key} must be a "
+                                      f"number, got {spec[key]!r}")
+            for number, reply in enumerate(spec["replies"], 1):
+                problem = _reply_problem(reply)
+                if problem:
+                    raise ReplayError(f"replay file {path}: model {name!r}, reply {number}: "
+                                      f"{problem}")
         return cls(Path(path), models)
 
     def prices(self) -> dict[str, Price]:
@@ -140,6 +149,40 @@ class ReplayBook:
                 return reply
         raise ReplayError(f"replay model {name!r} in {self.path} has no reply matching "
                           f"this prompt (starts: {prompt[:80]!r})")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# What each key of a scripted reply must hold (checked at load, so a typo is one clear error
+# instead of a crash in the middle of a fix run).
+_REPLY_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "match": (lambda v: isinstance(v, str), "a regular expression string"),
+    "text": (lambda v: isinstance(v, str), "a string"),
+    "fault": (lambda v: isinstance(v, str), "a string"),
+    "times": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "delay": (lambda v: _is_number(v) and v >= 0, "a number of seconds"),
+    "prompt_tokens": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                      "a whole number"),
+    "completion_tokens": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                          "a whole number"),
+}
+
+
+def _reply_problem(reply: Any) -> str | None:
+    """Why a scripted reply is malformed, or None."""
+    if not isinstance(reply, dict):
+        return f"must be an object, got {reply!r:.60}"
+    for key, (ok, what) in _REPLY_KEYS.items():
+        if reply.get(key) is not None and not ok(reply[key]):
+            return f"{key} must be {what}, got {reply[key]!r:.60}"
+    if isinstance(reply.get("match"), str):
+        try:
+            re.compile(reply["match"])
+        except re.error as exc:
+            return f"match is not a valid regular expression ({exc})"
+    return None
 
 
 def _litellm() -> Any:
@@ -274,7 +317,6 @@ class LLMClient:
                 response = litellm.completion(model=model, messages=messages,
                                               timeout=self.timeout,
                                               api_base=self.api_bases.get(model))
-                return self._reply(model, response, time.monotonic() - started)
             except Exception as exc:  # noqa: BLE001 - litellm raises many provider types
                 _reraise_replay_error(exc)
                 name = type(exc).__name__
@@ -283,6 +325,9 @@ class LLMClient:
                 delay = self.backoff * (2 ** attempt)
                 log.warning("%s: %s, retrying in %.1f s", model, name, delay)
                 time.sleep(delay)
+                continue
+            # Outside the try: an empty reply is already an LLMError that names the model.
+            return self._reply(model, response, time.monotonic() - started)
         raise AssertionError("unreachable")
 
     def _reply(self, model: str, response: Any, seconds: float) -> Reply:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -105,7 +106,7 @@ def parse_tables(text: str, origin: str) -> dict[str, Any]:
                               "untouched. Restore it from git or move it away.")
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise MemoryFileError(f"{origin}: not valid JSON ({exc}); the file was left "
                               "untouched. Restore it from git (git checkout -- <file>) "
                               "or move it away to start a fresh memory.") from None
@@ -211,11 +212,28 @@ class Memory:
                 f"knows {SCHEMA_VERSION}); upgrade acr-bot to write to it. It was not changed.")
 
 
+# What each field must hold: the memory branch is writable by anyone who can push, and one
+# record with a string cost (or NaN) would crash routing or lift the daily cap.
+_TEXT = (str,)
+_NUMBER = (int, float)
+_FIELD_TYPES = {"id": _TEXT, "task": _TEXT, "model": _TEXT, "outcome": _TEXT,
+                "features": _TEXT, "ref": _TEXT, "repo": _TEXT, "ts": _NUMBER,
+                "cost_usd": _NUMBER, "seconds": _NUMBER, "attempt": (int,), "tokens": (int,),
+                "tests_passed": (int, type(None)), "tests_failed": (int, type(None))}
+
+
 def _decode_checked(doc: Any, path: Path | str) -> Record:
     try:
-        return decode(doc)
+        record = decode(doc)
     except (TypeError, KeyError, AttributeError) as exc:
         raise MemoryFileError(f"{path}: a record is malformed ({exc}): {str(doc)[:120]}") from None
+    for name, kinds in _FIELD_TYPES.items():
+        value = getattr(record, name)
+        if not isinstance(value, kinds) or isinstance(value, bool) or (
+                isinstance(value, float) and not math.isfinite(value)):
+            raise MemoryFileError(f"{path}: a record is malformed ({name} is {value!r:.40}): "
+                                  f"{str(doc)[:120]}")
+    return record
 
 
 def _decode_summary_checked(doc: Any, origin: Path | str) -> Summary:

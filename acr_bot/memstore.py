@@ -27,7 +27,7 @@ class BranchMemory:
     """The memory file on `branch` of `remote`, read and written through `repo`'s objects."""
 
     def __init__(self, repo: Path, remote: Remote, branch: str, path: str,
-                 tries: int = 12, base_delay: float = 0.2) -> None:
+                 tries: int = 30, base_delay: float = 0.2) -> None:
         self.repo = Path(repo)
         self.remote = remote
         self.branch = branch

@@ -80,7 +80,10 @@ class DockerSandbox:
             return None
         run, snapshot = self._execute(setup_command, workdir, self.image,
                                       network=self.network_for_setup, keep=True)
-        self._snapshot = self._run_image = snapshot or self.image
+        # Only a snapshot we made is ours to remove: after a failed setup there is none, and
+        # close() must never remove the user's own image.
+        self._snapshot = snapshot
+        self._run_image = snapshot or self.image
         return run
 
     def run(self, command: str, workdir: Path) -> TestRun:
@@ -161,15 +164,25 @@ def _pump(container: Any, sink: OutputBuffer) -> None:
 
 
 def _tar(root: Path) -> bytes:
-    """The worktree (without .git) as a tar archive rooted at WORKDIR; symlinks stay links."""
+    """The worktree (without .git) as a tar archive rooted at WORKDIR, owned by root;
+    symlinks stay links."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path in sorted(root.rglob("*")):
             rel = path.relative_to(root)
             if rel.parts[0] == ".git":
                 continue
-            tar.add(path, arcname=f"{WORKDIR.strip('/')}/{rel}", recursive=False)
+            tar.add(path, arcname=f"{WORKDIR.strip('/')}/{rel}", recursive=False,
+                    filter=_as_root)
     return buffer.getvalue()
+
+
+def _as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Owned by the container's root: the commands run as root without CAP_DAC_OVERRIDE, so
+    a checkout owned by the runner's uid (1001) would otherwise be read-only in there."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
 
 
 def stray_containers(client: Any) -> Iterator[Any]:
