@@ -30,9 +30,13 @@ class Console:
 
     def mask(self, value: str) -> None:
         value = value.strip()
-        if len(value) >= MIN_SECRET and value not in self.secrets:
-            self.secrets.append(value)
-            self.echo(f"::add-mask::{value}")
+        # A multi-line secret (a private key) is masked line by line: `::add-mask::` covers
+        # one line, and the rest of the value would otherwise be printed in the clear.
+        for part in dict.fromkeys([value, *(p.strip() for p in value.splitlines())]):
+            if len(part) >= MIN_SECRET and part not in self.secrets:
+                self.secrets.append(part)
+                if "\n" not in part and "\r" not in part:
+                    self.echo(f"::add-mask::{part}")
 
     def mask_environment(self, env: Mapping[str, str]) -> None:
         for name, value in env.items():
@@ -46,23 +50,39 @@ class Console:
 
     def line(self, text: str) -> None:
         for part in self.redact(text).splitlines() or [""]:
-            # A line starting with "::" would be read as a workflow command: never let
-            # untrusted text (issue titles, logs) issue one.
-            self.echo(" " + part if part.startswith("::") else part)
+            self.echo(_inert(part))
 
     def warning(self, text: str) -> None:
-        self.echo(f"::warning::{self.redact(text).replace(chr(10), ' ')}")
+        self.echo(f"::warning::{_one_line(self.redact(text))}")
 
     def error(self, text: str) -> None:
-        self.echo(f"::error::{self.redact(text).replace(chr(10), ' ')}")
+        self.echo(f"::error::{_one_line(self.redact(text))}")
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:
-        self.echo(f"::group::{self.redact(title)}")
+        self.echo(f"::group::{_one_line(self.redact(title))}")
         try:
             yield
         finally:
             self.echo("::endgroup::")
+
+
+def _inert(line: str) -> str:
+    """`line` with no workflow command in it: untrusted text (issue titles, test names, logs)
+    must never issue one. The runner reads `::cmd::` after leading whitespace, and the legacy
+    `##[cmd]` anywhere in a line."""
+    line = _printable(line).replace("##[", "#\u200b#[")
+    return "| " + line if line.lstrip().startswith("::") else line
+
+
+def _one_line(text: str) -> str:
+    """The data of a workflow command: one line (the runner splits at \\r and \\n)."""
+    return " ".join(_printable(text).splitlines()).replace("##[", "#\u200b#[")
+
+
+def _printable(text: str) -> str:
+    """Text that stdout can encode: a lone surrogate (JSON "\\ud800") would crash print()."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 @dataclass

@@ -65,7 +65,8 @@ def portfolio(settings: Settings) -> Portfolio:
     replay = ReplayBook.load(settings.replay_file) if settings.replay_file else None
     prices = resolve_prices(settings.models, settings.prices, replay.prices() if replay else None)
     llm = LLMClient(timeout=settings.llm_timeout, retries=settings.llm_retries,
-                    replay_file=settings.replay_file, api_bases=settings.api_bases, prices=prices)
+                    replay_file=settings.replay_file, api_bases=settings.api_bases, prices=prices,
+                    max_tokens=settings.max_output_tokens)
     return Portfolio(tuple(settings.models), prices, llm)
 
 
@@ -117,6 +118,7 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
                  prices=folio.prices, setup_command=settings.setup_command,
                  protected=settings.protected, max_attempts=settings.max_attempts,
                  max_cost_usd=settings.max_cost_usd, context_tokens=settings.context_tokens,
+                 max_output_tokens=settings.max_output_tokens,
                  branch=branch, dry_run=dry_run, base=base, echo=echo,
                  on_record=lambda record: memory.add([record]))
     if not dry_run:

@@ -41,6 +41,7 @@ class Settings:
     test_timeout: float = 600.0
     llm_timeout: float = 300.0
     llm_retries: int = 2
+    max_output_tokens: int = 8_192  # per call: bounds the worst case the dollar cap checks
     context_tokens: int = 24_000
     sandbox: str = "local"
     sandbox_image: str = "python:3.12-slim"
@@ -122,6 +123,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "daily_max_cost_usd": _optional_float, "memory_path": str, "policy": _choice(*POLICIES),
     "cost_weight": _non_negative, "seed": int, "test_timeout": _non_negative,
     "llm_timeout": _non_negative, "llm_retries": int, "context_tokens": _positive_int,
+    "max_output_tokens": _positive_int,
     "sandbox": _choice("local", "docker"), "sandbox_image": str, "sandbox_network": _bool,
     "replay_file": lambda v: Path(v) if _str(v) else None,
     "trigger_label": str, "command_prefix": str, "memory_branch": str, "memory_repo": _str,

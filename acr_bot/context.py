@@ -17,7 +17,9 @@ from .features import EXTENSIONS, FILE_RE
 MAX_FILE_BYTES = 200_000
 MAX_SCANNED = 3_000
 CHARS_PER_TOKEN = 4
-TRACE_FILE_RE = re.compile(r"File \"([^\"]+)\", line (\d+)|([\w./-]+\.\w+):(\d+)")
+# The lookbehind starts `path:line` only at a token's start: without it, a long word in a test's
+# output (64 KB of "xxx...") costs quadratic time, seconds per call.
+TRACE_FILE_RE = re.compile(r"File \"([^\"]+)\", line (\d+)|(?<![\w./-])([\w./-]+\.\w+):(\d+)")
 SYMBOL_RE = re.compile(r"`([A-Za-z_][\w.]*)(?:\(\))?`|\b([A-Za-z_]\w*_\w+|[a-z]+[A-Z]\w*|"
                        r"[A-Z][a-z]+[A-Z]\w*)\b|\b(\w+)\(\)")
 DEFINE_RE = r"^\s*(?:async\s+)?(?:def|class|function|func|fn|struct|interface|type|const|let)\s+{}\b"

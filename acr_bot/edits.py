@@ -48,6 +48,10 @@ _DIVIDER = re.compile(r"^={5,9}\s*$")
 _TAIL = re.compile(r"^>{5,9} ?REPLACE<?\s*$", re.IGNORECASE)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _MAX_SHOWN = 40  # lines of a file quoted back to the model in one error
+# No real answer comes near these; a reply past them is garbage or an attack (a 10 MB file, or
+# thousands of blocks whose failures each cost a fuzzy search of the file).
+MAX_BLOCKS = 200
+MAX_WRITE_CHARS = 1_000_000
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -400,6 +404,9 @@ def _refusal(root: Path, path: str, protected: Sequence[str]) -> str:
     """The rule `path` breaks, or ''."""
     if not path.strip() or "\0" in path:
         return "the path is empty or contains a NUL byte."
+    if re.search(r"[\x00-\x1f\x7f]", path):
+        # A line break in a name would forge lines wherever paths are listed (the PR body).
+        return "the path contains a control character."
     # A backslash is a separator on Windows and a name character here: refuse the ambiguity.
     if "\\" in path:
         return "backslashes are not allowed in paths; separate directories with '/'."
@@ -410,6 +417,8 @@ def _refusal(root: Path, path: str, protected: Sequence[str]) -> str:
         return "the path names no file."
     if ".." in parts:
         return "'..' is not allowed in paths."
+    if parts[0].startswith("~"):
+        return "paths starting with '~' (a home directory) are not allowed."
     if any(part.casefold() == ".git" for part in parts):
         return "files inside .git may never be edited."
     normal = "/".join(parts)
@@ -437,6 +446,7 @@ def apply_to_tree(root: Path, edits: Sequence[Edit], protected: Sequence[str]) -
 
     Nothing is written unless every check and every block succeeds.
     """
+    _check_size(edits)
     check_paths(root, edits, protected)
     edits = [Edit("/".join(PurePosixPath(e.path).parts), e.search, e.replace) for e in edits]
     files = {e.path: _read(root, e.path) for e in edits}
@@ -446,6 +456,23 @@ def apply_to_tree(root: Path, edits: Sequence[Edit], protected: Sequence[str]) -
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content.encode("utf-8"))
     return sorted(results)
+
+
+def _check_size(edits: Sequence[Edit]) -> None:
+    """Raise EditError when a reply has more blocks, or more text, than any real fix needs."""
+    if len(edits) > MAX_BLOCKS:
+        raise EditError(
+            f"Too many edit blocks: the reply has {len(edits)} edit blocks, and at most "
+            f"{MAX_BLOCKS} are accepted in one reply. Nothing was applied: make the smallest "
+            "change that solves the task."
+        )
+    size = sum(len(e.replace) for e in edits)
+    if size > MAX_WRITE_CHARS:
+        raise EditError(
+            f"The edits are too large: they would write {size:,} characters, and at most "
+            f"{MAX_WRITE_CHARS:,} are accepted in one reply. Nothing was applied: make a smaller "
+            "change."
+        )
 
 
 def _read(root: Path, path: str) -> str | None:

@@ -19,6 +19,7 @@ TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 BOT_BRANCH_PREFIX = "acr/"
 MARKER_RE = re.compile(r"<!--\s*acr-bot\s+(.*?)-->", re.DOTALL)
 MAX_BODY = 60_000  # characters of issue text kept; a 5 MB body is cut, not choked on
+MAX_TITLE = 256  # GitHub's own limit for titles: a PR title made from a longer one is refused
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def load_payload(path: Path | None) -> dict[str, Any]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise EventError(f"cannot read the event payload {path}: {exc.strerror}") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise EventError(f"the event payload {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise EventError(f"the event payload {path} is not a JSON object")
@@ -116,8 +117,16 @@ def _name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
 
 
-def _text(value: Any) -> str:
-    return (value if isinstance(value, str) else "")[:MAX_BODY]
+def _text(value: Any, limit: int = MAX_BODY) -> str:
+    """Untrusted text, bounded and safe to pass on: lone surrogates (JSON "\\ud800") cannot be
+    encoded for git, HTTP or the log, and git refuses a commit message with a NUL byte."""
+    text = (value if isinstance(value, str) else "")[:limit]
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\0", "")
+
+
+def _title(value: Any) -> str:
+    """A title: one line (it becomes a commit subject, a PR title, a log group name)."""
+    return " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", _text(value, MAX_TITLE)).split())
 
 
 def is_bot(user: Any, bot_login: str) -> bool:
@@ -134,15 +143,17 @@ def _trusted(item: Mapping[str, Any]) -> bool:
 
 
 def marker(body: str | None) -> dict[str, str]:
-    """`<!-- acr-bot task=... attempt=... -->` fields from a bot PR body."""
-    match = MARKER_RE.search(body or "")
-    if not match:
+    """`<!-- acr-bot task=... attempt=... -->` fields from a bot PR body: the last marker, the
+    one the bot appends (a model's explanation or an issue title above it may hold a forged
+    one, to credit a verdict to another attempt or model)."""
+    found = MARKER_RE.findall(body or "")
+    if not found:
         return {}
-    return dict(re.findall(r"(\w+)=(\S+)", match.group(1)))
+    return dict(re.findall(r"(\w+)=(\S+)", found[-1]))
 
 
 def _issue(payload: Mapping[str, Any]) -> Issue:
-    return Issue(_get(payload, "issue.number", int), _text(_get(payload, "issue.title")),
+    return Issue(_get(payload, "issue.number", int), _title(_get(payload, "issue.title")),
                  _text(payload["issue"].get("body")), _text(payload["issue"].get("html_url")))
 
 
@@ -215,9 +226,14 @@ def _workflow_run(payload: Mapping[str, Any]) -> Action:
     if head_repo != repo:
         # A fork's code must never run with this repository's token.
         return Ignore(f"the failing run is on a fork ({head_repo}); forks are never checked out")
-    return FixCI(_get(payload, "workflow_run.id", int), _get(payload, "workflow_run.head_sha"),
+    sha = _get(payload, "workflow_run.head_sha")
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+        # It is passed to `git fetch`: "--upload-pack=..." would run a command.
+        raise EventError(f"event payload field workflow_run.head_sha is not a commit sha: "
+                         f"{sha[:80]!r}")
+    return FixCI(_get(payload, "workflow_run.id", int), sha,
                  _get(payload, "workflow_run.head_branch"),
-                 _text(run.get("name")) or _text(run.get("path")) or "CI",
+                 _title(run.get("name")) or _title(run.get("path")) or "CI",
                  _text(run.get("html_url")))
 
 

@@ -24,7 +24,6 @@ from .report import run_summary
 from .router import Outcome, Policy, RouteTask, Tried
 from .verifier import Sandbox, failure_feedback, judge
 
-EXPECTED_COMPLETION_TOKENS = 2_000
 FEEDBACK_LIMIT = 6_000
 
 
@@ -49,6 +48,7 @@ class FixJob:
     max_attempts: int = 3
     max_cost_usd: float = 2.0
     context_tokens: int = 24_000
+    max_output_tokens: int = 8_192
     branch: str | None = None
     dry_run: bool = False
     base: str | None = None  # commit to start from (default HEAD)
@@ -134,7 +134,8 @@ def _expected_cost(job: FixJob, state: _State, model: str) -> float | None:
     # Context + task + system prompt, plus the feedback each earlier attempt adds.
     feedback = sum(estimate_tokens(a.feedback) for a in state.attempts)
     prompt = state.context.tokens + estimate_tokens(job.task.text) + 1_000 + feedback
-    return price.cost(prompt, EXPECTED_COMPLETION_TOKENS)
+    # The worst case, not the typical reply: the cap must hold even for a maximal answer.
+    return price.cost(prompt, job.max_output_tokens)
 
 
 def _affordable(job: FixJob, state: _State) -> list[str]:

@@ -18,7 +18,7 @@ from .action import ActionOutcome, Console
 from .cilogs import task_text
 from .config import ActionContext, Settings
 from .domain import FixResult, Record, Task
-from .errors import AcrError, GitError
+from .errors import AcrError, GitError, MemoryFileError
 from .events import (
     BOT_BRANCH_PREFIX,
     Explain,
@@ -35,6 +35,7 @@ from .events import (
 from .gitrepo import GitRepo, Remote, fetch, git, push, slugify
 from .memory import Memory, new_id
 from .memstore import BranchMemory
+from .migrations import SCHEMA_VERSION
 from .report import explain_decision, gave_up_comment, job_summary, pr_body
 
 BOT_LABEL = "acr-bot"
@@ -59,8 +60,9 @@ class Job:
 
     @property
     def default_branch(self) -> str:
-        repo = self.payload.get("repository") or {}
-        return str(repo.get("default_branch") or "main")
+        repo = self.payload.get("repository")
+        branch = repo.get("default_branch") if isinstance(repo, dict) else None
+        return branch if isinstance(branch, str) and branch else "main"
 
     def load_memory(self) -> None:
         """The memory branch; before it exists, the workspace file, if it is the default
@@ -71,6 +73,12 @@ class Job:
                 path = self.repo.root / self.settings.memory_path
                 found = Memory.load(path) if path.is_file() else None
                 self.seed = found
+            if found is not None and found.version > SCHEMA_VERSION:
+                # Before any model is paid for: its records could never be saved.
+                raise MemoryFileError(
+                    f"{self.settings.memory_branch}:{self.settings.memory_path}: written by a "
+                    f"newer acr-bot (schema {found.version}, this one knows {SCHEMA_VERSION}); "
+                    "upgrade acr-bot. Nothing was changed.")
             self.memory = Memory(None, found.records if found else (),
                                  found.summaries if found else ())
             self.console.line(f"{len(self.memory.records)} records from "
@@ -89,7 +97,8 @@ class Job:
 
     def spent_today(self) -> float:
         since = time.time() - DAY
-        return sum(r.cost_usd for r in self.memory.all_records()
+        # A negative cost (a hand-edited record) must not buy back budget.
+        return sum(max(r.cost_usd, 0.0) for r in self.memory.all_records()
                    if r.kind == "attempt" and r.ts >= since)
 
     def over_daily_cap(self) -> str | None:
@@ -196,7 +205,10 @@ def _github(ctx: ActionContext) -> Any:
 
 
 def fix_issue(job: Job, action: FixIssue) -> ActionOutcome:
-    issue = action.issue
+    # A secret pasted into the issue (the reporter's mistake) goes no further: not to the
+    # model, the commit, the PR title or the memory.
+    issue = replace(action.issue, title=job.console.redact(action.issue.title),
+                    body=job.console.redact(action.issue.body))
     head = f"{BOT_BRANCH_PREFIX}issue-{issue.number}"
     try:
         existing = job.gh.open_pull(head)

@@ -17,18 +17,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import GitError
+from .verifier import scrub_env
 
 BOT_NAME = "acr-bot"
 BOT_EMAIL = "acr-bot@users.noreply.github.com"
+SAFE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 
 
 def git(root: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None,
         input_text: str | None = None, timeout: float = 300) -> str:
     """Run one git command in `root` and return its stdout (stripped of the final newline).
 
-    `env` adds variables to the inherited environment (credentials for one push, say)."""
-    command = ["git", "-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}", *args]
-    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **env} if env else None
+    The repository is not trusted: a test run can plant hooks or an fsmonitor command in its
+    git dir. So no hook or fsmonitor ever runs, and git gets an environment without the
+    bot's credentials; `env` adds what one command needs (the token for one push, say)."""
+    command = ["git", *SAFE_CONFIG, "-c", f"user.name={BOT_NAME}", "-c",
+               f"user.email={BOT_EMAIL}", *args]
+    full_env = {**scrub_env(os.environ), "GIT_TERMINAL_PROMPT": "0", **(env or {})}
     try:
         done = subprocess.run(command, cwd=root, capture_output=True, text=True,
                               env=full_env, check=False, input=input_text, timeout=timeout,

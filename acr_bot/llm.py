@@ -215,6 +215,9 @@ def _make_handler(book: ReplayBook) -> Any:
             prompt = reply.get("prompt_tokens") or _count_tokens(messages)
             completion = reply.get("completion_tokens") or _count_tokens(
                 [{"role": "assistant", "content": reply.get("text", "")}])
+            limit = (kwargs.get("optional_params") or {}).get("max_tokens")
+            if limit:  # a real provider stops (and bills) at max_tokens
+                completion = min(int(completion), int(limit))
             response.usage = Usage(prompt_tokens=prompt, completion_tokens=completion,
                                    total_tokens=prompt + completion)
             return response
@@ -262,12 +265,14 @@ class LLMClient:
 
     def __init__(self, *, timeout: float = 300, retries: int = 2, backoff: float = 2.0,
                  replay_file: Path | None = None, api_bases: Mapping[str, str] | None = None,
-                 prices: Mapping[str, Price | None] | None = None) -> None:
+                 prices: Mapping[str, Price | None] | None = None,
+                 max_tokens: int | None = None) -> None:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.api_bases = dict(api_bases or {})
         self.prices = dict(prices or {})
+        self.max_tokens = max_tokens
         self.replay = ReplayBook.load(replay_file) if replay_file else None
         self._ready = False
         self._importer: threading.Thread | None = None
@@ -316,7 +321,8 @@ class LLMClient:
             try:
                 response = litellm.completion(model=model, messages=messages,
                                               timeout=self.timeout,
-                                              api_base=self.api_bases.get(model))
+                                              api_base=self.api_bases.get(model),
+                                              max_tokens=self.max_tokens)
             except Exception as exc:  # noqa: BLE001 - litellm raises many provider types
                 _reraise_replay_error(exc)
                 name = type(exc).__name__

@@ -234,7 +234,7 @@ _SHOWN_IDS = 5
 def judge(baseline: TestRun, after: TestRun) -> Verdict:
     """Accept `after` only if it is green and lost nothing that ran at `baseline`."""
     problem = (
-        _exit_problem(after)
+        _exit_problem(baseline, after)
         or _lost_results(baseline, after)
         or _id_problem(baseline, after)
         or _count_problem(baseline, after)
@@ -244,8 +244,8 @@ def judge(baseline: TestRun, after: TestRun) -> Verdict:
     return Verdict(passed=True, reason=_pass_reason(baseline, after), run=after)
 
 
-def _exit_problem(after: TestRun) -> str | None:
-    """Why the run failed by its exit code alone, if it did."""
+def _exit_problem(baseline: TestRun, after: TestRun) -> str | None:
+    """Why the run failed by its exit code alone, if it did (and which tests vanished)."""
     if after.timed_out:
         return f"timed out after {after.seconds:.0f} s"
     if after.exit_code == 0:
@@ -257,14 +257,19 @@ def _exit_problem(after: TestRun) -> str | None:
         return f"{head}; no test results could be read"
     if after.counts.failed or after.counts.errors:
         return f"{head}; {describe_counts(after.counts)}"
-    return head
+    # e.g. pytest's exit 5 when a conftest or an ini option left nothing to run: say what went.
+    gone = _gone(baseline, after)
+    return f"{head}; {gone}" if gone else head
 
 
 def _lost_results(baseline: TestRun, after: TestRun) -> str | None:
     """A problem if the baseline's results could be read but the patched run's cannot."""
     had_ids = bool(baseline.passed_ids | baseline.failed_ids)
     has_ids = bool(after.passed_ids | after.failed_ids | after.skipped_ids)
-    if (baseline.counts is not None and after.counts is None) or (had_ids and not has_ids):
+    # Results that name no test although some ran; when none ran at all, the ids tell what went.
+    any_ran = after.counts is None or after.counts.ran > 0
+    if (baseline.counts is not None and after.counts is None) or (had_ids and not has_ids
+                                                                  and any_ran):
         ran = baseline.counts.ran if baseline.counts else len(baseline.passed_ids)
         return f"no test results could be read after the patch ({_tests(ran)} ran before)"
     return None
@@ -278,12 +283,21 @@ def _id_problem(baseline: TestRun, after: TestRun) -> str | None:
     if broken := baseline.passed_ids & after.failed_ids:
         fail = _verb(broken, "fail")
         return f"{_tests(len(broken))} that passed before now {fail}: {_some(broken)}"
-    if gone := before_ran - after.passed_ids - after.failed_ids:
-        were = "were" if len(gone) > 1 else "was"
-        return f"{_tests(len(gone))} that ran before {were} skipped or removed: {_some(gone)}"
+    if gone := _gone(baseline, after):
+        return gone
     if after.failed_ids:
         return f"exit 0 but {_tests(len(after.failed_ids))} failed: {_some(after.failed_ids)}"
     return None
+
+
+def _gone(baseline: TestRun, after: TestRun) -> str | None:
+    """The tests, by id, that ran before and did not run now."""
+    gone = baseline.passed_ids | baseline.failed_ids
+    gone -= after.passed_ids | after.failed_ids
+    if not gone:
+        return None
+    were = "were" if len(gone) > 1 else "was"
+    return f"{_tests(len(gone))} that ran before {were} skipped or removed: {_some(gone)}"
 
 
 def _count_problem(baseline: TestRun, after: TestRun) -> str | None:

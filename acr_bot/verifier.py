@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -253,6 +254,8 @@ def _execute(
 ) -> tuple[int | None, float, str]:
     """Run `command`; return its exit code (None: timed out), its duration and its output."""
     start = time.monotonic()
+    _become_subreaper()
+    before = _children(os.getpid())
     proc = _spawn(command, cwd, env)
     assert proc.stdout is not None
     sink, stop = OutputBuffer(max_output), threading.Event()
@@ -267,6 +270,7 @@ def _execute(
         _kill_group(proc)
         raise
     finally:
+        _kill_escaped(before | {proc.pid})
         _stop_reader(reader, stop)
         proc.stdout.close()
     return code, time.monotonic() - start, sink.text()
@@ -334,6 +338,80 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=1.0)
     except subprocess.TimeoutExpired:
         pass  # stuck in the kernel (D state): nothing more we can do
+
+
+def _become_subreaper() -> None:
+    """Have orphans re-parented to us rather than to init (Linux), so that a daemon the command
+    started in a new session (`setsid`, double fork), out of reach of the group kill, is still
+    ours to find and kill."""
+    global _SUBREAPER
+    if _SUBREAPER is None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            _SUBREAPER = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            _SUBREAPER = False
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+_SUBREAPER: bool | None = None
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, session id) of every process /proc shows (none without /proc)."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            out[int(stat.parent.name)] = (int(fields[1]), int(fields[3]))
+        except (OSError, ValueError, IndexError):
+            continue  # the process exited while we looked
+    return out
+
+
+def _children(pid: int) -> set[int]:
+    return {child for child, (parent, _) in _processes().items() if parent == pid}
+
+
+def _kill_escaped(known: set[int]) -> None:
+    """SIGKILL what the command left behind outside its process group: the orphans from its
+    session re-parented to us, and everything below them; then reap them. (Our own children
+    stay in our session: a thread's subprocess is never taken for one.)"""
+    me, session = os.getpid(), os.getsid(0)
+    for _ in range(10):  # a process forking in a loop may add children between the rounds
+        table = _processes()
+        new = {pid for pid, (parent, sid) in table.items()
+               if parent == me and sid != session and pid not in known}
+        if not new:
+            return
+        doomed, frontier = set(new), set(new)
+        while frontier:
+            frontier = {pid for pid, (parent, _) in table.items()
+                        if parent in frontier and pid not in doomed}
+            doomed |= frontier
+        for pid in doomed:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        _reap(new, deadline=time.monotonic() + 1.0)
+
+
+def _reap(children: set[int], deadline: float) -> None:
+    """Collect the exit status of killed children (no zombies), waiting until `deadline`."""
+    pending = set(children)
+    while pending:
+        for pid in list(pending):
+            try:
+                done = os.waitpid(pid, os.WNOHANG)[0] == pid
+            except ChildProcessError:
+                done = True
+            if done:
+                pending.discard(pid)
+        if pending:
+            if time.monotonic() > deadline:
+                return  # stuck in the kernel (D state): nothing more we can do
+            time.sleep(0.01)
 
 
 def _wait_group(proc: subprocess.Popen[bytes], seconds: float) -> None:
