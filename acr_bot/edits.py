@@ -421,6 +421,8 @@ def _refusal(root: Path, path: str, protected: Sequence[str]) -> str:
         return "paths starting with '~' (a home directory) are not allowed."
     if any(part.casefold() == ".git" for part in parts):
         return "files inside .git may never be edited."
+    if any(len(part.encode()) > 255 for part in parts) or len(path.encode()) > 1024:
+        return "the path is too long (at most 255 bytes a name, 1024 in all)."
     normal = "/".join(parts)
     for pattern in protected:
         if matches_glob(normal, pattern):

@@ -489,3 +489,11 @@ def test_make_edits_creation_round_trip(lines: list[str]) -> None:
     new = _text(lines, True)
     edits = parse_edits(format_edits(make_edits("d/n.py", None, new)))
     assert apply_edits({"d/n.py": None}, edits) == {"d/n.py": new}
+
+
+def test_overlong_names_are_refused_not_an_os_error(tmp_path: Path) -> None:
+    long_name = "a" * 300 + ".py"
+    with pytest.raises(EditRefused, match="too long"):
+        check_paths(tmp_path, [Edit(long_name, "", "x\n")], [])
+    with pytest.raises(EditRefused, match="too long"):
+        check_paths(tmp_path, [Edit("/".join(["d" * 200] * 6) + "/x.py", "", "x\n")], [])
