@@ -21,8 +21,8 @@ from typing import Any
 
 from .domain import TestRun
 from .errors import VerifyError
+from .process import OutputBuffer, test_run
 from .testresults import parse_junit, parse_output
-from .verifier import OutputBuffer, test_run
 
 log = logging.getLogger(__name__)
 WORKDIR = "/workspace"

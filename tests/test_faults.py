@@ -174,7 +174,8 @@ def test_a_reply_the_filesystem_cannot_write_is_a_failed_attempt_not_a_crash(
     assert result.outcome == "fixed", result.reason
     assert [(a.model, a.outcome) for a in result.attempts] == [
         ("replay/bad", "apply_failed"), ("replay/ok", "passed")]
-    assert "could not be written: File name too long" in result.attempts[0].detail
+    # Refused up front by the path rules (paths.py), with a message for the model.
+    assert "too long" in result.attempts[0].feedback
     assert git(repo, "status", "--porcelain") == ""
 
 
