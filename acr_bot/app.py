@@ -19,7 +19,7 @@ from .gitrepo import GitRepo
 from .llm import LLMClient, Price, ReplayBook, resolve_prices
 from .memory import Memory
 from .outcomes import observations
-from .router import Policy, RouteTask, make_policy
+from .router import Policy, RouteTask, Tried, make_policy
 from .verifier import LocalSandbox, Sandbox, detect_test_command
 
 TYPICAL_PROMPT_TOKENS = 8_000
@@ -148,11 +148,12 @@ def repo_hints(repo_path: Path | None) -> tuple[tuple[str, ...], tuple[str, ...]
 
 
 def route(task: Task, settings: Settings, memory: Memory, candidates: Sequence[str] | None = None,
-          repo: Path | None = None) -> tuple[Features, Decision]:
-    """The decision the policy would make for `task` now (no model is called)."""
+          repo: Path | None = None, tried: Sequence[Tried] = ()) -> tuple[Features, Decision]:
+    """The decision the policy would make for `task` now, after `tried` (no model is called)."""
     languages, libraries = repo_hints(repo)
     features = task_features(task, libraries, languages)
     folio = portfolio(settings)
     policy = build_policy(settings, memory, folio)
-    decision = policy.choose(RouteTask(task.id, features), list(candidates or folio.models))
+    decision = policy.choose(RouteTask(task.id, features), list(candidates or folio.models),
+                             tried, attempts_left=max(1, settings.max_attempts - len(tried)))
     return features, decision

@@ -10,6 +10,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from . import app
 from .config import Settings
@@ -154,6 +155,17 @@ def _intro(project: Path, replay: Path) -> str:
         """)
 
 
+def _show_learning(project: Path, settings: Settings, task: Any, memory: Memory,
+                   echo: Callable[[str], None]) -> None:
+    """Route the same task again: the memory now holds what happened."""
+    _, decision = app.route(task, settings, memory, repo=project)
+    echo("\nRouting the same task again. The memory holds mini's failed first try, so mini's "
+         "P(pass) dropped;\nmid's and pro's tries followed mini's failure, so they count "
+         "once mini has failed on the new task too\n(a model tried only after cheaper ones "
+         "failed was tried on a harder task):")
+    echo(explain_decision(decision))
+
+
 def _show_outcome(project: Path, settings: Settings, task: object, branch: str | None,
                   echo: Callable[[str], None]) -> None:
     memory = Memory.load(project / settings.memory_path)
@@ -164,9 +176,7 @@ def _show_outcome(project: Path, settings: Settings, task: object, branch: str |
         echo(f"\nThe fix is on branch {branch}; your branch and files were not touched:")
         echo(git(project, "log", "--oneline", "-1", branch))
         echo(git(project, "diff", "main", branch, "--", "stats/core.py"))
-    _, decision = app.route(task, settings, memory, repo=project)  # type: ignore[arg-type]
-    echo("\nWhat the router learned - the same task routed again now:")
-    echo(explain_decision(decision))
+    _show_learning(project, settings, task, memory, echo)
     echo(textwrap.dedent(f"""
         Next steps
           cd {project} && git log --oneline --all
