@@ -21,7 +21,6 @@ from typing import Any
 from acr_bot import action, app
 from acr_bot.config import Settings, action_context, load_settings
 from acr_bot.domain import FixResult
-from acr_bot.edits import format_edits, make_edits
 from acr_bot.github import GitHub
 from acr_bot.gitrepo import git
 from acr_bot.memory import Memory
@@ -31,7 +30,7 @@ try:
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
     from support.fake_github import FakeGitHub  # type: ignore[no-redef]
 
-__all__ = ["FakeGitHub"]
+__all__ = ["CALC", "CI", "FILES", "FIX", "FIXED", "GREP", "MAIN", "MEMORY", "PYTEST", "REPO", "TASK", "TESTS", "TITLE", "WRONG_FIX", "FakeGitHub", "World", "branches", "closed_pull", "comment", "failed_run", "fix", "labeled", "new_token", "outcomes", "reply", "settings_for", "smuggled_commands", "spy_prompts", "tree_state"]
 
 PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
 # A test command that costs milliseconds: red until mul() multiplies. Judged by its exit code.
@@ -40,59 +39,14 @@ REPO = "octo/hello"
 MAIN = "main"
 MEMORY = ".acr/memory.json"
 
-CALC = '''\
-def add(a, b):
-    return a + b
+from tests.support.calc import CALC, FIX, FIXED, TASK, TESTS, TITLE, WRONG_FIX, reply
+from tests.support.calc import FILES as CALC_FILES
 
+# Shared with the attack modules, which import these names from here.
+__all__ = ["CALC", "CI", "FILES", "FIX", "FIXED", "GREP", "MAIN", "MEMORY", "PYTEST", "REPO", "TASK", "TESTS", "TITLE", "WRONG_FIX", "FakeGitHub", "World", "branches", "closed_pull", "comment", "failed_run", "fix", "labeled", "new_token", "outcomes", "reply", "settings_for", "smuggled_commands", "spy_prompts", "tree_state"]
 
-def sub(a, b):
-    return a - b
-
-
-def mul(a, b):
-    return a + b
-'''
-FIXED = CALC.replace("def mul(a, b):\n    return a + b", "def mul(a, b):\n    return a * b")
-WRONG = CALC.replace("def mul(a, b):\n    return a + b", "def mul(a, b):\n    return a * b + 1")
-TESTS = '''\
-import pytest
-
-from calc import add, mul, sub
-
-
-def test_add():
-    assert add(2, 3) == 5
-
-
-def test_sub():
-    assert sub(5, 3) == 2
-
-
-def test_mul():
-    assert mul(3, 4) == 12
-'''
 CI = "name: ci\non: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n      - run: make\n"
-FILES = {
-    "calc.py": CALC,
-    "tests/test_calc.py": TESTS,
-    "pytest.ini": "[pytest]\ntestpaths = tests\npythonpath = .\n",
-    ".gitignore": "__pycache__/\n",
-    ".github/workflows/ci.yml": CI,
-}
-TITLE = "mul() returns the wrong product"
-TASK = f"""{TITLE}
-
-tests/test_calc.py::test_mul fails: `mul(3, 4)` gives 7 instead of 12.
-"""
-
-
-def reply(path: str, old: str | None, new: str, note: str = "Here is the change.") -> str:
-    """A model reply: an explanation, then edit blocks turning `old` into `new`."""
-    return f"{note}\n\n{format_edits(make_edits(path, old, new))}"
-
-
-FIX = reply("calc.py", CALC, FIXED, "Multiply instead of adding.")
-WRONG_FIX = reply("calc.py", CALC, WRONG, "Multiply, plus one.")
+FILES = {**CALC_FILES, ".github/workflows/ci.yml": CI}
 
 
 def new_token() -> str:
