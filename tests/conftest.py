@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,33 @@ def make_replay(tmp_path: Path) -> MakeReplay:
 
 def load_fixture(relative: str) -> dict:
     return json.loads((FIXTURES / relative).read_text())
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[object]:
+    """A Docker engine with the local base image; a loud skip (or, with ACR_REQUIRE_DOCKER=1,
+    a failure) when none can start."""
+    from tests.support import dockerd
+
+    client, why = dockerd.ensure_docker()
+    if client is None:
+        if os.environ.get("ACR_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"ACR_REQUIRE_DOCKER=1, but no Docker engine could be started: {why}",
+                        pytrace=False)
+        pytest.skip(f"DOCKER TESTS SKIPPED - no Docker engine could be started: {why}")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Back-off sleeps (urllib3's and ours), recorded and cut short."""
+    slept: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real_sleep(min(seconds, 0.01))
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return slept

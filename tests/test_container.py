@@ -123,18 +123,6 @@ def _prune_old_tags(client: docker.DockerClient, keep: str, newest: int = 2) -> 
 
 
 @pytest.fixture(scope="module")
-def docker_client() -> Iterator[docker.DockerClient]:
-    client, why = dockerd.ensure_docker()
-    if client is None:
-        if os.environ.get("ACR_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"ACR_REQUIRE_DOCKER=1, but no Docker engine could be started: {why}",
-                        pytrace=False)
-        pytest.skip(f"DOCKER TESTS SKIPPED - no Docker engine could be started: {why}")
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def action_image(docker_client: docker.DockerClient, request: pytest.FixtureRequest) -> str:
     tag, seconds, built = build_action_image(docker_client)
     _report(request, f"\n[container] action image {tag}: "

@@ -210,20 +210,6 @@ def fake(httpserver: Any) -> FakeGitHub:
     return FakeGitHub(httpserver, REPO)
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Back-off sleeps (urllib3's, ours), recorded and cut short."""
-    slept: list[float] = []
-    real_sleep = time.sleep
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        real_sleep(min(seconds, 0.01))
-
-    monkeypatch.setattr(time, "sleep", sleep)
-    return slept
-
-
 def client(fake: FakeGitHub, retries: int = 2) -> GitHub:
     return GitHub(TOKEN, REPO, fake.api_url, retries=retries, write_delay=0, read_delay=0,
                   timeout=10)

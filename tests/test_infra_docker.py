@@ -6,9 +6,7 @@ turns that into a failure).
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 
 import docker.errors
 import pytest
@@ -19,17 +17,6 @@ except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.
     from support import dockerd  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> Iterator[object]:
-    client, why = dockerd.ensure_docker()
-    if client is None:
-        if os.environ.get("ACR_REQUIRE_DOCKER") == "1":
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
-    yield client
-    client.close()
 
 
 def test_python_runs_in_base_image(docker_client, request: pytest.FixtureRequest) -> None:

@@ -46,18 +46,6 @@ IMAGE = dockerd.BASE_IMAGE  # python3 + git, no pytest: the tests below use unit
 SETUP_REPOSITORY = "acr-bot-setup"  # where DockerSandbox commits its setup snapshots
 
 
-@pytest.fixture(scope="module")
-def docker_client() -> Iterator[docker.DockerClient]:
-    client, why = dockerd.ensure_docker()
-    if client is None:
-        if os.environ.get("ACR_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"ACR_REQUIRE_DOCKER=1, but no Docker engine could be started: {why}",
-                        pytrace=False)
-        pytest.skip(f"DOCKER TESTS SKIPPED - no Docker engine could be started: {why}")
-    yield client
-    client.close()
-
-
 def _setup_images(client: docker.DockerClient) -> set[str]:
     return {image.id for image in client.images.list(name=SETUP_REPOSITORY)}
 
