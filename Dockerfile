@@ -25,7 +25,7 @@ COPY acr_bot ./acr_bot
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps \
       --force-reinstall . && \
     rm -rf build ./*.egg-info && \
-    /opt/venv/bin/python -I -c "import acr_bot.action"
+    /opt/venv/bin/python -I -c "import acr_bot.github.action"
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from acr_bot.action import main
+from acr_bot.github.action import main
 
 if __name__ == "__main__":
     # The workspace is mounted from the runner with another owner; git refuses to work in it

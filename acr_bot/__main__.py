@@ -1,3 +1,3 @@
-from .cli import main
+from acr_bot.cli import main
 
 main()

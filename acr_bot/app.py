@@ -10,17 +10,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Settings
-from .domain import Decision, Features, FixResult, Task
-from .errors import ConfigError
-from .features import task_features
-from .fixer import FixJob, run_fix
-from .gitrepo import GitRepo
-from .llm import LLMClient, Price, ReplayBook, resolve_prices
-from .memory import Memory
-from .outcomes import observations
-from .router import Policy, RouteTask, Tried, make_policy
-from .verifier import LocalSandbox, Sandbox, detect_test_command
+from acr_bot.config import Settings
+from acr_bot.domain import Decision, Features, FixResult, Price, Task
+from acr_bot.errors import ConfigError
+from acr_bot.fixing.loop import FixJob, run_fix
+from acr_bot.gitrepo import GitRepo
+from acr_bot.llm import LLMClient, ReplayBook, resolve_prices
+from acr_bot.memory.store import Memory
+from acr_bot.routing.base import Policy, RouteTask, Tried
+from acr_bot.routing.features import task_features
+from acr_bot.routing.outcomes import observations
+from acr_bot.routing.registry import make_policy
+from acr_bot.verify.local import LocalSandbox, Sandbox, detect_test_command
 
 TYPICAL_PROMPT_TOKENS = 8_000
 TYPICAL_COMPLETION_TOKENS = 2_000
@@ -87,7 +88,7 @@ def build_policy(settings: Settings, memory: Memory, folio: Portfolio) -> Policy
 def sandbox_for(settings: Settings) -> Sandbox:
     """Where tests run: local subprocesses, or sibling containers (sandbox: docker)."""
     if settings.sandbox == "docker":
-        from .sandbox import DockerSandbox
+        from acr_bot.verify.docker import DockerSandbox
 
         return DockerSandbox(settings.sandbox_image, timeout=settings.test_timeout,
                              network_for_setup=settings.sandbox_network)
@@ -134,8 +135,8 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
 
 def repo_hints(repo_path: Path | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Languages and declared libraries of a checkout (empty outside a git repo)."""
-    from .context import repo_languages, repo_libraries
-    from .errors import GitError
+    from acr_bot.errors import GitError
+    from acr_bot.fixing.context import repo_languages, repo_libraries
 
     if repo_path is None:
         return (), ()

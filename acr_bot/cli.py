@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
-from . import app
-from .config import POLICIES, load_settings
-from .errors import AcrError
+from acr_bot import app
+from acr_bot.config import POLICIES, load_settings
+from acr_bot.errors import AcrError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,7 +76,7 @@ def cli_fix(repo: Path, task: str | None, task_file: Path | None, test_cmd: str 
             policy: str | None, branch: str | None, memory_file: Path | None,
             replay_file: Path | None, dry_run: bool, as_json: bool) -> None:
     """Fix a failing repo: route to a model, apply its patch, verify with the tests."""
-    from .report import explain_decision, result_summary
+    from acr_bot.report import explain_decision, result_summary
 
     settings = _cli_settings(repo, test_command=test_cmd, models=models,
                              max_attempts=max_attempts, max_cost_usd=max_cost_usd,
@@ -137,7 +137,7 @@ def decision_json(decision: Any) -> dict[str, Any]:
 @friendly_errors
 def cli_demo(out: Path | None) -> None:
     """Fix a small buggy project offline, with three replayed models."""
-    from .demo import run_demo
+    from acr_bot.demo import run_demo
 
     if run_demo(out, click.echo) != 0:
         raise click.ClickException("the demo did not produce a verified fix (see above)")
@@ -157,8 +157,8 @@ def cli_demo(out: Path | None) -> None:
 def cli_route(task: str | None, task_file: Path | None, repo: Path, memory_file: Path | None,
               models: str | None, policy: str | None, as_json: bool) -> None:
     """Show which model the router would pick for a task, and why. Calls no model."""
-    from .memory import Memory
-    from .report import explain_decision
+    from acr_bot.memory.store import Memory
+    from acr_bot.report import explain_decision
 
     settings = _cli_settings(repo, models=models, policy=policy)
     the_task = app.task_from_text(_read_task(task, task_file))
@@ -191,8 +191,9 @@ def _memory_option(func: F) -> F:
 @friendly_errors
 def memory_stats(memory_file: Path, as_json: bool) -> None:
     """Per model: attempts, pass rate, $ per pass; then per language and task kind."""
-    from .memory import Memory, stats
-    from .report import stats_tables
+    from acr_bot.memory.store import Memory
+    from acr_bot.report import stats_tables
+    from acr_bot.routing.outcomes import stats
 
     cells = stats(Memory.load(memory_file))
     click.echo(json.dumps(cells, indent=2) if as_json else stats_tables(cells))
@@ -205,8 +206,8 @@ def memory_stats(memory_file: Path, as_json: bool) -> None:
 @friendly_errors
 def memory_show(memory_file: Path, last: int, task: str | None) -> None:
     """List the newest records."""
-    from .memory import Memory
-    from .report import records_table
+    from acr_bot.memory.store import Memory
+    from acr_bot.report import records_table
 
     records = [r for r in Memory.load(memory_file).records if task in (None, r.task)]
     click.echo(records_table(records[-last:]))
@@ -222,8 +223,8 @@ def memory_export(memory_file: Path, as_csv: bool, out: Any) -> None:
     import csv
     from dataclasses import asdict, fields
 
-    from .domain import Record
-    from .memory import Memory
+    from acr_bot.domain import Record
+    from acr_bot.memory.store import Memory
 
     writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(Record)])
     writer.writeheader()
@@ -238,7 +239,7 @@ def memory_export(memory_file: Path, as_csv: bool, out: Any) -> None:
 @friendly_errors
 def memory_merge(first: Path, second: Path, out: Path) -> None:
     """Union two memory files (nothing is lost) into OUT (OUT's own records are kept)."""
-    from .memory import merge_files
+    from acr_bot.memory.store import merge_files
 
     merged = merge_files([first, second], out)
     click.echo(f"{out}: {len(merged.records)} records, {len(merged.summaries)} summaries")
@@ -251,7 +252,7 @@ def memory_merge(first: Path, second: Path, out: Path) -> None:
 @friendly_errors
 def memory_compact(memory_file: Path, keep: int) -> None:
     """Fold old records into per-model, per-cluster summaries."""
-    from .memory import compact_file
+    from acr_bot.memory.store import compact_file
 
     before, smaller = compact_file(memory_file, keep)
     click.echo(f"{memory_file}: {before} -> {len(smaller.records)} records, "
@@ -282,7 +283,7 @@ def cli_bench(dataset: Path, mode: str, max_attempts: int, cost_weight: float,
               policies: str | None, subset: str, seed: int, json_out: Path | None,
               plot_out: Path | None, sweep: bool) -> None:
     """Replay real routing data as a stream through the router's policies."""
-    from . import bench
+    from acr_bot.bench import runner as bench
 
     names = [p.strip() for p in policies.split(",")] if policies else [
         *bench.LEARNING_POLICIES, *bench.HINDSIGHT]
@@ -308,13 +309,13 @@ def cli_bench(dataset: Path, mode: str, max_attempts: int, cost_weight: float,
 
 
 def _pareto(points: Any, dataset: Path, mode: str, out: Path | None) -> None:
-    from .plots import pareto_plot
+    from acr_bot.bench.plots import pareto_plot
 
     pareto_plot(points, f"{dataset.name}: {mode}", out)  # type: ignore[arg-type]
 
 
 def _stream_plot(doc: Any, out: Path | None) -> None:
-    from .plots import stream_plot
+    from acr_bot.bench.plots import stream_plot
 
     stream_plot(doc, out)  # type: ignore[arg-type]
 
@@ -332,7 +333,7 @@ def _write_outputs(json_out: Path | None, doc: Any, plot_out: Path | None,
 @cli.command("action")
 def cli_action() -> None:
     """Handle the GitHub event of this Actions run (the Docker action's entry point)."""
-    from .action import main as action_main
+    from acr_bot.github.action import main as action_main
 
     sys.exit(action_main())
 

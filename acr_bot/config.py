@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
-from .llm import Price
+from acr_bot.domain import Price
+from acr_bot.errors import ConfigError
 
 CONFIG_FILE = ".github/acr-bot.yml"
 DEFAULT_MODELS = ("gpt-5-mini", "claude-sonnet-4-6", "gpt-5.4")

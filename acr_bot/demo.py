@@ -12,12 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import app
-from .config import Settings
-from .edits import format_edits, make_edits
-from .gitrepo import git
-from .memory import Memory
-from .report import explain_decision, result_summary
+from acr_bot import app
+from acr_bot.config import Settings
+from acr_bot.fixing.edits import format_edits, make_edits
+from acr_bot.gitrepo import git
+from acr_bot.memory.store import Memory
+from acr_bot.report import explain_decision, result_summary
 
 CORE = '''\
 """Small descriptive statistics."""

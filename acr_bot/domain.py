@@ -201,6 +201,8 @@ class Record:
     tests_failed: int | None = None
     ref: str = ""  # verdicts: id of the attempt record judged
     repo: str = ""  # owner/name when one memory serves many repos
+    run: str = ""  # the fix run this attempt belongs to: a cascade is the attempts of one run
+    harness: str = ""  # how the model worked: "agent" (a shell loop) or "edit" (one prompt)
 
     @property
     def passed(self) -> bool:
@@ -229,3 +231,31 @@ class FixResult:
     def model(self) -> str | None:
         passed = [a for a in self.attempts if a.passed]
         return passed[-1].model if passed else None
+
+
+@dataclass(frozen=True)
+class Price:
+    input_per_token: float
+    output_per_token: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return prompt_tokens * self.input_per_token + completion_tokens * self.output_per_token
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What `compact` keeps of dropped records: counts per model and cluster."""
+
+    id: str
+    model: str
+    cluster: str  # e.g. "lang:python kind:bug"
+    attempts: int
+    passes: float
+    cost_usd: float
+    covers: tuple[str, ...]  # ids of the records folded in (so a merge never counts them twice)
+    faults: int = 0  # provider faults folded in: not skill evidence, but `memory stats` shows them
+
+
+# What a human verdict on a PR does to the attempt it judges: tests passing is not enough
+# if the maintainers rejected the change.
+VERDICT_SCORES = {"accepted": 1.0, "changes_requested": 0.5, "rejected": 0.0}

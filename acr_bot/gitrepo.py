@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import GitError
-from .verifier import scrub_env
+from acr_bot.errors import GitError
+from acr_bot.secrets import scrub_env
 
 BOT_NAME = "acr-bot"
 BOT_EMAIL = "acr-bot@users.noreply.github.com"

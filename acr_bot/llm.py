@@ -20,8 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .domain import Reply
-from .errors import LLMError, ReplayError
+from acr_bot.domain import Price, Reply
+from acr_bot.errors import LLMError, ReplayError
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +30,6 @@ REPLAY_PREFIX = "replay/"
 TRANSIENT = ("RateLimitError", "Timeout", "APIConnectionError", "InternalServerError",
              "ServiceUnavailableError", "BadGatewayError")
 CHARS_PER_TOKEN = 4  # rough size estimate, used only before a call (budgets, context)
-
-
-@dataclass(frozen=True)
-class Price:
-    input_per_token: float
-    output_per_token: float
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return prompt_tokens * self.input_per_token + completion_tokens * self.output_per_token
 
 
 # --- prices ---------------------------------------------------------------------------------

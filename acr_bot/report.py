@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .domain import Attempt, Decision, FixResult, Record, TestRun
+from acr_bot.domain import Attempt, Decision, FixResult, Record, TestRun
 
 
 def _usd(value: float | None) -> str:

@@ -57,8 +57,8 @@ def main() -> None:
 def run(args: Any) -> None:
     import numpy as np
 
-    from acr_bot import bench
-    from acr_bot.router import make_policy
+    from acr_bot.bench import runner as bench
+    from acr_bot.routing.registry import make_policy
 
     names = args.policies.split(",") if args.policies else [*bench.LEARNING_POLICIES,
                                                             *bench.HINDSIGHT]

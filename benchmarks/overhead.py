@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DRIVER = r"""
 import json, sys, time
 marks = {"start": time.time(), "llm": [], "tests": [], "setup": 0.0}
-from acr_bot import llm, verifier, cli, demo
+from acr_bot import cli, demo, llm
+from acr_bot.verify import local as verifier
 
 def timed(cls, name, bucket):
     inner = getattr(cls, name)

@@ -55,16 +55,18 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
-from acr_bot import action, app, demo, memstore
-from acr_bot.bench import load_rows
+from acr_bot import app, demo
+from acr_bot.bench.runner import load_rows
 from acr_bot.config import Settings, action_context, load_settings
 from acr_bot.domain import Record
-from acr_bot.edits import apply_to_tree, format_edits, make_edits, parse_edits
 from acr_bot.errors import AcrError
-from acr_bot.events import classify, load_payload
+from acr_bot.fixing.edits import apply_to_tree, format_edits, make_edits, parse_edits
+from acr_bot.github import action
+from acr_bot.github.events import classify, load_payload
 from acr_bot.gitrepo import git
 from acr_bot.llm import ReplayBook
-from acr_bot.memory import Memory, new_id, write
+from acr_bot.memory import branch as memstore
+from acr_bot.memory.store import Memory, new_id, write
 
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "github"
 DATASETS = ROOT.parent / "shared" / "data"
@@ -178,7 +180,7 @@ def bad_events(rng: random.Random, per_fixture: int, tmp: Path) -> Tally:
                         bot_login="github-actions[bot]")
 
     def valid(result: Any) -> bool:
-        return type(result).__module__ == "acr_bot.events"
+        return type(result).__module__ == "acr_bot.github.events"
 
     for fixture in fixtures:
         event = fixture.relative_to(FIXTURES).parts[0]
@@ -268,7 +270,7 @@ MEMORY_KEYS = ("records", "summaries", "meta", "schema_version", "id", "k", "ts"
 def bad_memories(rng: random.Random, count: int, tmp: Path) -> Tally:
     tally = Tally()
     good = tmp / "good.json"
-    from acr_bot.memory import Summary
+    from acr_bot.domain import Summary
 
     records = [Record(new_id(), "attempt", time.time() - i, f"t{i}", "m", "passed",
                       features="lang:python kind:bug", cost_usd=0.01) for i in range(4)]
@@ -470,7 +472,7 @@ class World:
         self.runs = 0
 
     def run(self, payload: dict[str, Any], replay: Path, **extra: str) -> Any:
-        from acr_bot.github import GitHub
+        from acr_bot.github.client import GitHub
 
         self.runs += 1
         event = self.tmp / f"event{self.runs}.json"
@@ -525,7 +527,7 @@ def fake_github() -> Iterator[Any]:
 @contextlib.contextmanager
 def no_github_waits() -> Iterator[None]:
     """ensure_pull and Retry-After waits are seconds long; urllib3's backoff too."""
-    import acr_bot.github as gh_module
+    import acr_bot.github.client as gh_module
 
     real_time, real_sleep = gh_module.time, time.sleep
     gh_module.time = SimpleNamespace(sleep=lambda s: None, time=time.time,  # type: ignore
@@ -774,7 +776,7 @@ def action_secret_run(tmp: Path) -> dict[str, Any]:
 WRITER = r"""
 import json, sys, time
 from pathlib import Path
-from acr_bot import memstore
+from acr_bot.memory import branch as memstore
 from acr_bot.domain import Record
 from acr_bot.errors import GitError
 from acr_bot.gitrepo import PushRejected, Remote

@@ -1,7 +1,7 @@
 """Decision latency of the `learned` policy as the memory grows, and the cost of loading it.
 
 For each size (records in memory, 8 models) it builds realistic records: tasks whose features
-come from `acr_bot.features.extract` over synthetic issue texts (a few hundred vocabulary words,
+come from `acr_bot.routing.features.extract` over synthetic issue texts (a few hundred vocabulary words,
 error types, libraries, files, tags, languages), each tried by 1-3 models in a cascade
 (~2-3 records per task, some provider faults and human verdicts). The OutcomeTable is built
 once per size; then it times `choose` on unseen tasks with attempts_left=3, half of them with
@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 
 from acr_bot.domain import Features, Record
-from acr_bot.features import MAX_COMPACT, extract
-from acr_bot.learned import LearnedPolicy
-from acr_bot.memory import Memory, write
-from acr_bot.outcomes import OutcomeTable, observations
-from acr_bot.router import Outcome, RouteTask, Tried
+from acr_bot.memory.store import Memory, write
+from acr_bot.routing.base import Outcome, RouteTask, Tried
+from acr_bot.routing.features import MAX_COMPACT, extract
+from acr_bot.routing.learned import LearnedPolicy
+from acr_bot.routing.outcomes import OutcomeTable, observations
 
 # name -> ($ per attempt, skill). Cheap models fail more; a cascade escalates by price.
 MODELS = {

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from acr_bot import bench
-from acr_bot.learned import Knobs, LearnedPolicy
-from acr_bot.outcomes import OutcomeTable
+from acr_bot.bench import runner as bench
+from acr_bot.routing.learned import Knobs, LearnedPolicy
+from acr_bot.routing.outcomes import OutcomeTable
 
 GRID = {
     "tau": [0.1, 0.3, 1.0, 100.0],

@@ -17,14 +17,15 @@ from typing import Any
 import pytest
 from conftest import PYTEST, load_fixture
 
-from acr_bot import action, demo
+from acr_bot import demo
 from acr_bot.config import action_context, load_settings
 from acr_bot.domain import Record
-from acr_bot.edits import format_edits, make_edits
-from acr_bot.events import marker
-from acr_bot.github import GitHub
+from acr_bot.fixing.edits import format_edits, make_edits
+from acr_bot.github import action
+from acr_bot.github.client import GitHub
+from acr_bot.github.events import marker
 from acr_bot.gitrepo import git
-from acr_bot.memory import Memory, new_id, write
+from acr_bot.memory.store import Memory, new_id, write
 
 try:
     from tests.support.fake_github import FakeGitHub
@@ -44,7 +45,7 @@ MEMORY_PATH = ".acr/memory.json"
 @pytest.fixture(autouse=True)
 def _no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     """GitHub.ensure_pull backs off for seconds between create attempts; not in these tests."""
-    import acr_bot.github as gh_module
+    import acr_bot.github.client as gh_module
 
     monkeypatch.setattr(gh_module, "time", SimpleNamespace(
         sleep=lambda seconds: None, time=time.time, monotonic=time.monotonic))

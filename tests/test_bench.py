@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from acr_bot import bench
+from acr_bot.bench import runner as bench
 from acr_bot.cli import cli
 from acr_bot.domain import Decision
-from acr_bot.features import extract
-from acr_bot.router import Outcome, Policy, RouteTask, Tried
+from acr_bot.routing.base import Outcome, Policy, RouteTask, Tried
+from acr_bot.routing.features import extract
 
 try:
     from tests.data import synth

@@ -9,7 +9,7 @@ import tracemalloc
 
 import pytest
 
-from acr_bot.cilogs import clean, error_excerpt, failing_tests, task_text
+from acr_bot.github.cilogs import clean, error_excerpt, failing_tests, task_text
 
 
 def gh(lines: str, start: int = 0) -> str:

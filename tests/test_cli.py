@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from conftest import PYTEST
 
 from acr_bot.cli import cli
-from acr_bot.edits import format_edits, make_edits
+from acr_bot.fixing.edits import format_edits, make_edits
 from acr_bot.gitrepo import git
-from acr_bot.memory import Memory
+from acr_bot.memory.store import Memory
 
 CALC = "def mul(a, b):\n    return a + b\n"
 FIXED = "def mul(a, b):\n    return a * b\n"

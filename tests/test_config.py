@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from acr_bot.config import CONFIG_FILE, DEFAULT_MODELS, Settings, load_settings
+from acr_bot.domain import Price
 from acr_bot.errors import ConfigError
-from acr_bot.llm import Price
 
 
 def repo_with(tmp_path: Path, yaml_text: str | None) -> Path:

@@ -32,7 +32,7 @@ from pytest_httpserver import HTTPServer
 
 from acr_bot import demo
 from acr_bot.gitrepo import git
-from acr_bot.memory import Memory
+from acr_bot.memory.store import Memory
 
 try:
     from tests.support import dockerd

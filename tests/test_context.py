@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from acr_bot.context import (
+from acr_bot.fixing.context import (
     MAX_FILE_BYTES,
     build_context,
     imported_files,
@@ -15,7 +15,7 @@ from acr_bot.context import (
     repo_libraries,
     symbols,
 )
-from acr_bot.context import test_files as failing_test_files
+from acr_bot.fixing.context import test_files as failing_test_files
 
 FILES = {
     "pkg/__init__.py": "",

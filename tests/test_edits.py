@@ -1,4 +1,4 @@
-"""Tests for acr_bot.edits: parsing, applying, checking and building SEARCH/REPLACE blocks."""
+"""Tests for acr_bot.fixing.edits: parsing, applying, checking and building SEARCH/REPLACE blocks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from acr_bot.domain import Edit
-from acr_bot.edits import (
+from acr_bot.errors import EditError, EditRefused
+from acr_bot.fixing.edits import (
     FORMAT_INSTRUCTIONS,
     apply_edits,
     apply_to_tree,
@@ -20,7 +21,6 @@ from acr_bot.edits import (
     matches_glob,
     parse_edits,
 )
-from acr_bot.errors import EditError, EditRefused
 
 PROTECTED = (".github/**", ".acr/memory.json")
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from acr_bot.errors import EventError
-from acr_bot.events import (
+from acr_bot.github.events import (
     MAX_BODY,
     Explain,
     FixCI,

@@ -31,17 +31,18 @@ import pytest
 from conftest import PYTEST
 from test_action import REPO, RIGHT, World, labeled
 
-from acr_bot import app, memstore
+from acr_bot import app
 from acr_bot.config import Settings
 from acr_bot.domain import FixResult, Record
-from acr_bot.edits import format_edits, make_edits
 from acr_bot.errors import GitHubError
-from acr_bot.github import GitHub
+from acr_bot.fixing.edits import format_edits, make_edits
+from acr_bot.github.client import GitHub
 from acr_bot.gitrepo import PushRejected, Remote, fetch, git, push
 from acr_bot.llm import LLMClient
-from acr_bot.memory import Memory, new_id
-from acr_bot.memstore import BranchMemory
-from acr_bot.outcomes import OutcomeTable, observations
+from acr_bot.memory import branch as memstore
+from acr_bot.memory.branch import BranchMemory
+from acr_bot.memory.store import Memory, new_id
+from acr_bot.routing.outcomes import OutcomeTable, observations
 
 try:
     from tests.support.fake_github import FakeGitHub
@@ -241,7 +242,7 @@ def test_a_secondary_rate_limit_on_a_comment_post_is_retried(fake: FakeGitHub,
 
 @pytest.fixture
 def world(tmp_path: Path, httpserver: Any, monkeypatch: pytest.MonkeyPatch) -> World:
-    import acr_bot.github as gh_module
+    import acr_bot.github.client as gh_module
 
     # ensure_pull backs off for seconds between create attempts; not in these tests.
     monkeypatch.setattr(gh_module, "time", SimpleNamespace(
@@ -267,7 +268,7 @@ def test_a_5xx_after_the_pr_post_succeeded_still_makes_one_pr(world: World, make
 
 def test_a_fix_branch_moved_by_another_writer_is_not_clobbered(
         world: World, make_replay, monkeypatch: pytest.MonkeyPatch) -> None:
-    from acr_bot import flows
+    from acr_bot.github import flows
 
     head = "acr/issue-1"
     other = world.tmp / "other-writer"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from acr_bot.domain import Features, Task
-from acr_bot.features import DIM, MAX_COMPACT, extract, matrix, task_features, vectorize
+from acr_bot.routing.features import DIM, MAX_COMPACT, extract, matrix, task_features, vectorize
 
 PY_TRACE = """median crashes on an empty list
 

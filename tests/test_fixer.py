@@ -15,11 +15,11 @@ from conftest import PYTEST
 from acr_bot import app
 from acr_bot.config import Settings
 from acr_bot.domain import FixResult
-from acr_bot.edits import format_edits, make_edits
 from acr_bot.errors import ConfigError
+from acr_bot.fixing.edits import format_edits, make_edits
 from acr_bot.gitrepo import git
-from acr_bot.memory import Memory
-from acr_bot.outcomes import observations
+from acr_bot.memory.store import Memory
+from acr_bot.routing.outcomes import observations
 from tests.support.calc import (
     CALC,
     FILES,

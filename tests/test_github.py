@@ -16,7 +16,7 @@ import requests
 import urllib3
 
 from acr_bot.errors import GitHubError
-from acr_bot.github import MAX_LOG_BYTES, GitHub, Pull
+from acr_bot.github.client import MAX_LOG_BYTES, GitHub, Pull
 
 try:
     from tests.support import prism

@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from acr_bot.action import ActionOutcome
 from acr_bot.config import DEFAULT_MODELS, PARSERS, Settings, action_context, action_inputs
+from acr_bot.github.action import ActionOutcome
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ACTION = REPO_ROOT / "action.yml"

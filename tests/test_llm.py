@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from acr_bot.domain import Price
 from acr_bot.errors import LLMError, ReplayError
-from acr_bot.llm import LLMClient, Price, ReplayBook, resolve_prices, table_price
+from acr_bot.llm import LLMClient, ReplayBook, resolve_prices, table_price
 
 
 def write_replay(tmp_path: Path, models: dict, name: str = "replay.json") -> Path:

@@ -22,18 +22,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from acr_bot.cli import cli
-from acr_bot.domain import Record
+from acr_bot.domain import Record, Summary
 from acr_bot.errors import MemoryFileError
-from acr_bot.features import extract
-from acr_bot.memory import Memory, Summary, compact, decode, encode, merge, stats, write
-from acr_bot.migrations import (
+from acr_bot.memory.migrations import (
     MIGRATIONS,
     SCHEMA_VERSION,
     m001_records_table,
     m002_record_kind,
+    m003_runs_and_harness,
     migrate,
     version_of,
 )
+from acr_bot.memory.store import Memory, compact, decode, encode, merge, write
+from acr_bot.routing.features import extract
+from acr_bot.routing.outcomes import stats
 
 MODELS = ("cheap", "mid", "strong")
 OUTCOMES = ("passed", "tests_failed", "apply_failed", "no_edits", "provider_fault")
@@ -337,14 +339,29 @@ def test_m002_marks_old_records_as_attempts_and_keeps_verdicts() -> None:
     assert out["meta"] == {} and "k" not in data["records"]["1"]
 
 
+def test_m003_recovers_runs_from_attempt_numbers() -> None:
+    def doc(ident: str, task: str, number: int, ts: int, kind: str = "a") -> dict:
+        return {"id": ident, "k": kind, "t": task, "n": number, "ts": ts}
+
+    # Task x: a run of 1, 2, 3, then a second run starting again at 1; task y interleaved.
+    docs = [doc("a", "x", 1, 1), doc("b", "y", 1, 2), doc("c", "x", 2, 3), doc("d", "x", 3, 4),
+            doc("e", "x", 1, 5), doc("f", "y", 2, 6), doc("g", "x", 2, 7), doc("v", "x", 0, 8, "v")]
+    out = m003_runs_and_harness({"records": {str(i): d for i, d in enumerate(docs)}})
+    runs = {d["id"]: d.get("ru") for d in out["records"].values()}
+    assert runs == {"a": "legacy-a", "c": "legacy-a", "d": "legacy-a", "e": "legacy-e",
+                    "g": "legacy-e", "b": "legacy-b", "f": "legacy-b", "v": None}
+    assert {d.get("h") for d in out["records"].values() if d["k"] == "a"} == {"edit"}
+
+
 def test_migrate_runs_only_the_missing_steps() -> None:
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 2
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 3
     assert version_of({}, "f") == 0
     v1 = {"meta": {"1": {"schema_version": 1}}, "_default": {"1": {"id": "left"}},
           "records": {"1": {"id": "a"}}}
     version, out = migrate(v1, "f")
     assert version == SCHEMA_VERSION
-    assert out["records"] == {"1": {"k": "a", "id": "a"}}  # m002 ran, m001 did not
+    # m002 and m003 ran, m001 did not
+    assert out["records"] == {"1": {"k": "a", "id": "a", "h": "edit", "ru": "legacy-a"}}
     assert out["_default"] == {"1": {"id": "left"}}
     future = {"meta": {"1": {"schema_version": 9}}, "records": {"1": {"id": "a"}}}
     assert migrate(future, "f") == (9, future)

@@ -16,11 +16,11 @@ from typing import ClassVar
 
 import pytest
 
-from acr_bot.domain import Record
+from acr_bot.domain import Record, Summary
 from acr_bot.errors import GitError, MemoryFileError
 from acr_bot.gitrepo import Remote, git
-from acr_bot.memory import Memory, Summary, write
-from acr_bot.memstore import BranchMemory
+from acr_bot.memory.branch import BranchMemory
+from acr_bot.memory.store import Memory, write
 
 BRANCH = "acr-memory"
 PATH = ".acr/memory.json"
@@ -31,7 +31,7 @@ import sys, time
 from pathlib import Path
 from acr_bot.domain import Record
 from acr_bot.gitrepo import Remote
-from acr_bot.memstore import BranchMemory
+from acr_bot.memory.branch import BranchMemory
 
 clone, origin, writer, count, batches = sys.argv[1:6]
 writer, count, batches = int(writer), int(count), int(batches)

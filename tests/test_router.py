@@ -15,11 +15,12 @@ from click.testing import CliRunner
 from acr_bot.cli import cli
 from acr_bot.domain import Decision, Estimate, Features, Record
 from acr_bot.errors import ConfigError
-from acr_bot.features import extract
-from acr_bot.learned import Knobs, LearnedPolicy
-from acr_bot.memory import Memory, write
-from acr_bot.outcomes import Observation, OutcomeTable, observations
-from acr_bot.router import Outcome, Policy, RouteTask, Tried, make_policy
+from acr_bot.memory.store import Memory, write
+from acr_bot.routing.base import Outcome, Policy, RouteTask, Tried
+from acr_bot.routing.features import extract
+from acr_bot.routing.learned import Knobs, LearnedPolicy
+from acr_bot.routing.outcomes import Observation, OutcomeTable, observations
+from acr_bot.routing.registry import make_policy
 
 WORDS = ["parser", "tokenizer", "cache", "config", "loader", "socket", "thread", "buffer", "index",
          "matrix", "graph", "lexer", "widget", "schema", "cursor", "render", "layout",

@@ -30,10 +30,10 @@ import pytest
 
 from acr_bot import app
 from acr_bot.config import Settings
-from acr_bot.edits import format_edits, make_edits
+from acr_bot.fixing.edits import format_edits, make_edits
 from acr_bot.gitrepo import git
-from acr_bot.memory import Memory
-from acr_bot.sandbox import DockerSandbox, stray_containers
+from acr_bot.memory.store import Memory
+from acr_bot.verify.docker import DockerSandbox, stray_containers
 
 try:
     from tests.support import dockerd
@@ -333,7 +333,7 @@ def test_unittest_runs_and_its_failure_is_reported(workdir: Path) -> None:
     (workdir / "test_two.py").write_text(UNITTEST)
     run = sandbox().run("python3 -m unittest -v", workdir)
     assert run.exit_code == 1 and "FAILED (failures=1)" in run.output
-    # acr_bot.testresults has no unittest parser: no counts, the exit code decides.
+    # acr_bot.verify.testresults has no unittest parser: no counts, the exit code decides.
     if run.counts is not None:
         assert (run.counts.passed, run.counts.failed) == (1, 1)
 

@@ -21,8 +21,8 @@ from acr_bot.domain import TestCounts as Counts
 from acr_bot.domain import TestRun as Run
 from acr_bot.domain import Verdict
 from acr_bot.errors import VerifyError
-from acr_bot.testresults import parse_junit, parse_output
-from acr_bot.verifier import (
+from acr_bot.secrets import scrub_env
+from acr_bot.verify.local import (
     LocalSandbox,
     OutputBuffer,
     clean_output,
@@ -30,8 +30,8 @@ from acr_bot.verifier import (
     failure_feedback,
     judge,
     run_command,
-    scrub_env,
 )
+from acr_bot.verify.testresults import parse_junit, parse_output
 
 PY = shlex.quote(sys.executable)
 PYTEST = f"{PY} -m pytest -q -p no:cacheprovider"

@@ -18,12 +18,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from acr_bot import action, app
+from acr_bot import app
 from acr_bot.config import Settings, action_context, load_settings
 from acr_bot.domain import FixResult
-from acr_bot.github import GitHub
+from acr_bot.github import action
+from acr_bot.github.client import GitHub
 from acr_bot.gitrepo import git
-from acr_bot.memory import Memory
+from acr_bot.memory.store import Memory
 
 try:
     from tests.support.fake_github import FakeGitHub

@@ -38,7 +38,7 @@ from adversaries import (
 
 from acr_bot import app
 from acr_bot.config import Settings
-from acr_bot.memory import Memory
+from acr_bot.memory.store import Memory
 
 PY = sys.executable
 

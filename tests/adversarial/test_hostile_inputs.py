@@ -36,15 +36,15 @@ from adversaries import (
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from acr_bot import action
 from acr_bot.domain import Record
+from acr_bot.github import action
 from acr_bot.gitrepo import git
-from acr_bot.memory import Memory, encode, new_id, write
+from acr_bot.memory.store import Memory, encode, new_id, write
 
 
 @pytest.fixture(autouse=True)
 def _no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    import acr_bot.github as gh_module
+    import acr_bot.github.client as gh_module
 
     monkeypatch.setattr(gh_module, "time", SimpleNamespace(
         sleep=lambda seconds: None, time=time.time, monotonic=time.monotonic))

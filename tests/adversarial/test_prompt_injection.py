@@ -40,14 +40,14 @@ from adversaries import (
     spy_prompts,
 )
 
-from acr_bot.events import marker
+from acr_bot.github.events import marker
 from acr_bot.gitrepo import git
 
 
 @pytest.fixture(autouse=True)
 def _no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     """GitHub.ensure_pull backs off between create attempts; not in these tests."""
-    import acr_bot.github as gh_module
+    import acr_bot.github.client as gh_module
 
     monkeypatch.setattr(gh_module, "time", SimpleNamespace(
         sleep=lambda seconds: None, time=time.time, monotonic=time.monotonic))

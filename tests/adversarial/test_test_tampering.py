@@ -28,7 +28,7 @@ from adversaries import (
     settings_for,
 )
 
-from acr_bot.events import marker
+from acr_bot.github.events import marker
 from acr_bot.gitrepo import git
 
 INI = FILES["pytest.ini"]
@@ -147,7 +147,7 @@ def _no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
     from types import SimpleNamespace
 
-    import acr_bot.github as gh_module
+    import acr_bot.github.client as gh_module
 
     monkeypatch.setattr(gh_module, "time", SimpleNamespace(
         sleep=lambda seconds: None, time=time.time, monotonic=time.monotonic))

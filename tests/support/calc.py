@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from acr_bot.edits import format_edits, make_edits
+from acr_bot.fixing.edits import format_edits, make_edits
 
 CALC = '''\
 def add(a, b):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from acr_bot.domain import TestRun
 from acr_bot.errors import VerifyError
-from acr_bot.testresults import Results, parse_junit, parse_output
+from acr_bot.verify.testresults import Results, parse_junit, parse_output
 
 # --- running a command -----------------------------------------------------------------------
 

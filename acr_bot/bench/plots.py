@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import AcrError
+from acr_bot.errors import AcrError
 
 
 def _pyplot() -> Any:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .features import EXTENSIONS, FILE_RE
+from acr_bot.routing.features import EXTENSIONS, FILE_RE
 
 MAX_FILE_BYTES = 200_000
 MAX_SCANNED = 3_000

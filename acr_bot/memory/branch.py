@@ -15,10 +15,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .domain import Record
-from .errors import GitError
-from .gitrepo import PushRejected, Remote, fetch, git, push
-from .memory import Memory, merge, write
+from acr_bot.domain import Record
+from acr_bot.errors import GitError
+from acr_bot.gitrepo import PushRejected, Remote, fetch, git, push
+from acr_bot.memory.store import Memory, merge, write
 
 LOCAL_REF = "refs/acr/memory"
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,16 @@ from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
-from .domain import Record
-from .errors import MemoryFileError
-from .migrations import SCHEMA_VERSION, migrate
+from acr_bot.domain import VERDICT_SCORES, Record, Summary
+from acr_bot.errors import MemoryFileError
+from acr_bot.memory.migrations import SCHEMA_VERSION, migrate
 
 RECORDS, SUMMARIES, META = "records", "summaries", "meta"
 # Short keys keep a record near 250 bytes; defaults are omitted on disk.
 KEYS = {"id": "id", "kind": "k", "ts": "ts", "task": "t", "model": "m", "outcome": "o",
         "features": "f", "attempt": "n", "cost_usd": "c", "tokens": "tok", "seconds": "s",
-        "tests_passed": "tp", "tests_failed": "tf", "ref": "ref", "repo": "r"}
+        "tests_passed": "tp", "tests_failed": "tf", "ref": "ref", "repo": "r",
+        "run": "ru", "harness": "h"}
 LONG = {short: long for long, short in KEYS.items()}
 KIND_CODES = {"attempt": "a", "verdict": "v"}
 KIND_NAMES = {code: name for name, code in KIND_CODES.items()}
@@ -42,20 +43,6 @@ DEFAULTS = {f.name: f.default for f in fields(Record)}
 def new_id() -> str:
     """16 hex chars: time-ordered prefix + randomness, unique across concurrent writers."""
     return f"{int(time.time()) & 0xFFFFFFFF:08x}{os.urandom(4).hex()}"
-
-
-@dataclass(frozen=True)
-class Summary:
-    """What `compact` keeps of dropped records: counts per model and cluster."""
-
-    id: str
-    model: str
-    cluster: str  # e.g. "lang:python kind:bug"
-    attempts: int
-    passes: float
-    cost_usd: float
-    covers: tuple[str, ...]  # ids of the records folded in (so a merge never counts them twice)
-    faults: int = 0  # provider faults folded in: not skill evidence, but `memory stats` shows them
 
 
 def encode(record: Record) -> dict[str, Any]:
@@ -296,8 +283,6 @@ def compact(memory: Memory, keep: int) -> Memory:
     Verdicts on folded attempts are applied before folding (a rejected PR counts as a miss)
     and folded with them, so a model's track record survives exactly as the router sees it.
     """
-    from .outcomes import VERDICT_SCORES
-
     records = memory.all_records()
     attempts = sorted((r for r in records if r.kind == "attempt"), key=lambda r: (r.ts, r.id))
     old = attempts[: max(len(attempts) - keep, 0)]
@@ -324,44 +309,6 @@ def compact(memory: Memory, keep: int) -> Memory:
         dropped.update(covers)
     kept = [r for r in records if r.id not in dropped]
     return Memory(memory.path, kept, [*memory.summaries, *summaries], memory.version)
-
-
-def stats(memory: Memory) -> dict[str, dict[str, dict[str, float]]]:
-    """Per model overall, and per model within each language and task kind.
-
-    Each cell: attempts, passes, pass_rate, cost_usd, usd_per_pass, faults.
-    """
-    from .outcomes import observations
-
-    cells: dict[str, dict[str, dict[str, float]]] = {"model": {}}
-    for obs in observations(memory.all_records(), memory.summaries):
-        groups = [("model", obs.model)]
-        for token in obs.features.split():
-            kind, _, value = token.partition(":")
-            if kind in ("lang", "kind"):
-                groups.append((f"{kind}:{value}", obs.model))
-        for group, model in groups:
-            cell = cells.setdefault(group, {}).setdefault(
-                model, {"attempts": 0.0, "passes": 0.0, "cost_usd": 0.0})
-            cell["attempts"] += obs.weight
-            cell["passes"] += obs.score * obs.weight
-            cell["cost_usd"] += (obs.cost_usd or 0.0) * obs.weight
-    faults: dict[str, float] = {}
-    for r in memory.all_records():
-        if r.kind == "attempt" and r.outcome == "provider_fault":
-            faults[r.model] = faults.get(r.model, 0.0) + 1
-    for s in memory.summaries:
-        if s.faults:
-            faults[s.model] = faults.get(s.model, 0.0) + s.faults
-    for model in faults:  # a model that only ever faulted is still listed
-        cells["model"].setdefault(model, {"attempts": 0.0, "passes": 0.0, "cost_usd": 0.0})
-    for per_model in cells.values():
-        for model, cell in per_model.items():
-            cell["pass_rate"] = cell["passes"] / cell["attempts"] if cell["attempts"] else 0.0
-            cell["usd_per_pass"] = cell["cost_usd"] / cell["passes"] if cell["passes"] else None
-    for model, cell in cells["model"].items():
-        cell["faults"] = faults.get(model, 0.0)
-    return cells
 
 
 def compact_file(path: Path, keep: int) -> tuple[int, Memory]:

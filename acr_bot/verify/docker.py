@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .domain import TestRun
-from .errors import VerifyError
-from .process import OutputBuffer, test_run
-from .testresults import parse_junit, parse_output
+from acr_bot.domain import TestRun
+from acr_bot.errors import VerifyError
+from acr_bot.verify.process import OutputBuffer, test_run
+from acr_bot.verify.testresults import parse_junit, parse_output
 
 log = logging.getLogger(__name__)
 WORKDIR = "/workspace"

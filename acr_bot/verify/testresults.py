@@ -1,6 +1,6 @@
 """Test results: read them (JUnit XML, or runners' summary lines) and judge a patch by them.
 
-Pure functions on text and TestRun values; running commands is acr_bot.verifier's job.
+Pure functions on text and TestRun values; running commands is acr_bot.verify.local's job.
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .domain import Decision, Estimate, Neighbour
-from .features import vectorize
-from .outcomes import OutcomeTable
-from .router import CostHint, Outcome, Policy, RouteTask, Tried, _no_hint, task_rng
+from acr_bot.domain import Decision, Estimate, Neighbour
+from acr_bot.routing.base import CostHint, Outcome, Policy, RouteTask, Tried, no_hint, task_rng
+from acr_bot.routing.features import vectorize
+from acr_bot.routing.outcomes import OutcomeTable
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def _shrink(score: np.ndarray, count: np.ndarray, prior: np.ndarray, strength: f
 class LearnedPolicy(Policy):
     name = "learned"
 
-    def __init__(self, table: OutcomeTable | None = None, cost_hint: CostHint = _no_hint,
+    def __init__(self, table: OutcomeTable | None = None, cost_hint: CostHint = no_hint,
                  seed: int = 0, cost_weight: float = 1.0, learn: bool = True,
                  knobs: Knobs | None = None) -> None:
         super().__init__(table, cost_hint, seed)

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from acr_bot.domain import Edit
 from acr_bot.errors import EditError
-from acr_bot.paths import check_paths, matches_glob
+from acr_bot.fixing.paths import check_paths, matches_glob
 
 __all__ = ["FORMAT_INSTRUCTIONS", "apply_edits", "apply_to_tree", "check_paths", "format_edits",
            "make_edits", "matches_glob", "parse_edits"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import MemoryFileError
+from acr_bot.errors import MemoryFileError
 
 Tables = dict[str, Any]
 
@@ -24,7 +24,29 @@ def m002_record_kind(data: Tables) -> Tables:
     return data | {"records": records}
 
 
-MIGRATIONS: list[Callable[[Tables], Tables]] = [m001_records_table, m002_record_kind]
+def m003_runs_and_harness(data: Tables) -> Tables:
+    """Records gained a run id and a harness; older attempts were all one-prompt edits.
+
+    Older files kept no run id, so runs are recovered: a run numbers its attempts 1, 2, 3, so
+    for one task (in time order) a number that does not grow starts a new run."""
+    docs = data.get("records", {})
+    attempts = sorted((doc.get("ts", 0), str(doc.get("id", key)), key) for key, doc in docs.items()
+                      if doc.get("k", "a") == "a")
+    runs: dict[str, str] = {}
+    last: dict[str, tuple[int, str]] = {}  # task -> (attempt number, run id)
+    for _, ident, key in attempts:
+        task, number = str(docs[key].get("t", "")), int(docs[key].get("n", 0) or 0)
+        previous = last.get(task)
+        run = previous[1] if previous and number > previous[0] else f"legacy-{ident}"
+        last[task] = (number, run)
+        runs[key] = run
+    records = {key: ({"h": "edit", "ru": runs[key], **doc} if key in runs else doc)
+               for key, doc in docs.items()}
+    return data | {"records": records}
+
+
+MIGRATIONS: list[Callable[[Tables], Tables]] = [m001_records_table, m002_record_kind,
+                                                m003_runs_and_harness]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

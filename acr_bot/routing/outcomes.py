@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .domain import Record
-from .errors import ConfigError
-from .features import DIM, vectorize
-from .memory import Summary
+from acr_bot.domain import VERDICT_SCORES, Record, Summary
+from acr_bot.errors import ConfigError
+from acr_bot.routing.features import DIM, vectorize
 
-# What a human verdict on a PR does to the attempt it judges: tests passing is not enough
-# if the maintainers rejected the change.
-VERDICT_SCORES = {"accepted": 1.0, "changes_requested": 0.5, "rejected": 0.0}
+if TYPE_CHECKING:
+    from acr_bot.memory.store import Memory
+
 MAX_MODELS = 63  # conditions are int64 bit masks over model columns
 
 
@@ -210,3 +210,39 @@ class OutcomeTable:
                 mean = self.score.data[row, col] / n
                 parts.append(f"{model}:{'pass' if mean >= 0.5 else 'fail'}")
         return " ".join(parts[:limit])
+
+
+def stats(memory: Memory) -> dict[str, dict[str, dict[str, float]]]:
+    """Per model overall, and per model within each language and task kind.
+
+    Each cell: attempts, passes, pass_rate, cost_usd, usd_per_pass, faults.
+    """
+    cells: dict[str, dict[str, dict[str, float]]] = {"model": {}}
+    for obs in observations(memory.all_records(), memory.summaries):
+        groups = [("model", obs.model)]
+        for token in obs.features.split():
+            kind, _, value = token.partition(":")
+            if kind in ("lang", "kind"):
+                groups.append((f"{kind}:{value}", obs.model))
+        for group, model in groups:
+            cell = cells.setdefault(group, {}).setdefault(
+                model, {"attempts": 0.0, "passes": 0.0, "cost_usd": 0.0})
+            cell["attempts"] += obs.weight
+            cell["passes"] += obs.score * obs.weight
+            cell["cost_usd"] += (obs.cost_usd or 0.0) * obs.weight
+    faults: dict[str, float] = {}
+    for r in memory.all_records():
+        if r.kind == "attempt" and r.outcome == "provider_fault":
+            faults[r.model] = faults.get(r.model, 0.0) + 1
+    for s in memory.summaries:
+        if s.faults:
+            faults[s.model] = faults.get(s.model, 0.0) + s.faults
+    for model in faults:  # a model that only ever faulted is still listed
+        cells["model"].setdefault(model, {"attempts": 0.0, "passes": 0.0, "cost_usd": 0.0})
+    for per_model in cells.values():
+        for model, cell in per_model.items():
+            cell["pass_rate"] = cell["passes"] / cell["attempts"] if cell["attempts"] else 0.0
+            cell["usd_per_pass"] = cell["cost_usd"] / cell["passes"] if cell["passes"] else None
+    for model, cell in cells["model"].items():
+        cell["faults"] = faults.get(model, 0.0)
+    return cells

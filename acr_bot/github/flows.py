@@ -13,13 +13,13 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from . import app
-from .action import ActionOutcome, Console
-from .cilogs import task_text
-from .config import ActionContext, Settings
-from .domain import FixResult, Record, Task
-from .errors import AcrError, GitError, MemoryFileError
-from .events import (
+from acr_bot import app
+from acr_bot.config import ActionContext, Settings
+from acr_bot.domain import FixResult, Record, Task
+from acr_bot.errors import AcrError, GitError, MemoryFileError
+from acr_bot.github.cilogs import task_text
+from acr_bot.github.console import ActionOutcome, Console
+from acr_bot.github.events import (
     BOT_BRANCH_PREFIX,
     Explain,
     FixCI,
@@ -32,11 +32,11 @@ from .events import (
     load_payload,
     marker,
 )
-from .gitrepo import GitRepo, Remote, fetch, git, push, slugify
-from .memory import Memory, new_id
-from .memstore import BranchMemory
-from .migrations import SCHEMA_VERSION
-from .report import explain_decision, gave_up_comment, job_summary, pr_body
+from acr_bot.gitrepo import GitRepo, Remote, fetch, git, push, slugify
+from acr_bot.memory.branch import BranchMemory
+from acr_bot.memory.migrations import SCHEMA_VERSION
+from acr_bot.memory.store import Memory, new_id
+from acr_bot.report import explain_decision, gave_up_comment, job_summary, pr_body
 
 BOT_LABEL = "acr-bot"
 DAY = 86_400.0
@@ -199,7 +199,7 @@ def handle(ctx: ActionContext, settings: Settings, console: Console,
 
 
 def _github(ctx: ActionContext) -> Any:
-    from .github import GitHub
+    from acr_bot.github.client import GitHub
 
     return GitHub(ctx.token, ctx.repository, ctx.api_url)
 

@@ -10,67 +10,23 @@ from pathlib import Path
 from typing import Protocol
 
 from acr_bot.domain import TestRun
-from acr_bot.process import OutputBuffer, clean_output, run_command, test_run
-from acr_bot.testresults import failure_feedback, judge
+from acr_bot.secrets import scrub_env
+from acr_bot.verify.process import OutputBuffer, clean_output, run_command, test_run
+from acr_bot.verify.testresults import failure_feedback, judge
 
 # judge and failure_feedback live with the result parsing (pure functions on TestRuns) but are
 # part of the verifier's interface.
 __all__ = [
-    "SECRET_PATTERNS",
-    "SECRET_VALUE_PATTERNS",
     "LocalSandbox",
     "OutputBuffer",
     "Sandbox",
     "clean_output",
     "detect_test_command",
     "failure_feedback",
-    "is_secret",
     "judge",
     "run_command",
-    "scrub_env",
     "test_run",
 ]
-
-# --- secrets ---------------------------------------------------------------------------------
-
-# Matched against variable NAMES, case-insensitively. Broad on purpose: a test suite never needs
-# a credential of the bot's, and a leaked token is worse than a skipped integration test.
-SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"(?:_TOKEN|_KEY|_SECRETS?|_PASSWORD|_PASS|_CREDENTIALS|_API_KEY)$", re.IGNORECASE),
-    re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD", re.IGNORECASE),
-    re.compile(r"^(?:GITHUB_TOKEN|GH_TOKEN|GH_ENTERPRISE_TOKEN|GITHUB_PAT)$", re.IGNORECASE),
-    # Actions runtime tokens, Action inputs (they include the github-token), our own settings.
-    re.compile(r"^(?:ACTIONS_|INPUT_|ACR_)", re.IGNORECASE),
-)
-# Matched against VALUES, whatever the name: well-known token formats. The second pattern finds
-# tokens embedded in longer values, such as https://x-access-token:ghs_...@github.com.
-SECRET_VALUE_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"^\s*(?:gh[opsur]_|github_pat_|sk-|xox[abprs]-|AKIA)"),
-    re.compile(
-        r"\b(?:gh[opsur]_[A-Za-z0-9]{20,}|github_pat_\w{20,}|sk-[\w-]{20,}"
-        r"|xox[abprs]-[\w-]{10,}|AKIA[0-9A-Z]{16})"
-    ),
-)
-
-
-def is_secret(name: str, value: str) -> bool:
-    """Whether an environment variable may carry a credential, by its name or its value."""
-    return any(p.search(name) for p in SECRET_PATTERNS) or any(
-        p.search(value) for p in SECRET_VALUE_PATTERNS
-    )
-
-
-def is_credential(name: str, value: str) -> bool:
-    """Narrower than `is_secret`: what to mask in logs. Action inputs and ACR_ settings are
-    kept from test commands, but masking them (the test command!) would blind the log."""
-    named = any(p.search(name) for p in SECRET_PATTERNS[:3])
-    return named or any(p.search(value) for p in SECRET_VALUE_PATTERNS)
-
-
-def scrub_env(env: Mapping[str, str]) -> dict[str, str]:
-    """A copy of `env` without the variables that may carry credentials."""
-    return {name: value for name, value in env.items() if not is_secret(name, value)}
-
 
 # --- which command runs the tests ------------------------------------------------------------
 

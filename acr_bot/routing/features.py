@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .domain import Features, Task
+from acr_bot.domain import Features, Task
+from acr_bot.secrets import strip_secrets
 
 DIM = 128
 MAX_COMPACT = 200  # bytes of tokens per memory record; keeps records under ~400 bytes
@@ -52,13 +53,6 @@ FILE_RE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.(" + "|".join(EXTENSION
 IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)
 SITE_RE = re.compile(r"(?:site-packages|node_modules|dist-packages)/(@?[\w.-]+)")
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,}")
-# Credentials a task may quote: cut out before anything else, so no token holds a piece of one.
-ASSIGNED_SECRET_RE = re.compile(
-    r"(?i)\b(\w*(?:key|token|secret|password|passwd|pwd)s?)(\s*[=:]\s*)[\"']?[^\s\"']+")
-SECRET_RE = re.compile(
-    r"\b(?:gh[opsur]_[A-Za-z0-9]{16,}|github_pat_\w{16,}|sk-[\w-]{16,}|xox[abprs]-[\w-]{10,}"
-    r"|AKIA[0-9A-Z]{16}|eyJ[\w-]{10,}\.[\w.-]+)|(?i:\bbearer\s+)[\w.+/=-]{8,}"
-    r"|(?<=://)[^/\s:@]+:[^/\s@]+(?=@)")
 STOPWORDS = frozenset(["the", "and", "for", "that", "this", "with", "from", "not", "are", "but", "was", "have", "has", "had", "you", "your", "when", "what", "which", "will", "would", "should", "could", "can", "cannot", "into", "then", "than", "there", "their", "they", "them", "its", "also", "just", "like", "more", "some", "such", "only", "other", "about", "after", "before", "because", "been", "being", "both", "each", "does", "doing", "done", "how", "here", "where", "while", "why", "all", "any", "most", "very", "use", "used", "using", "get", "got", "set", "one", "two", "out", "off", "over", "under", "again", "further", "once", "same", "new", "now", "way", "may", "might", "must", "need", "make", "made", "see", "seen", "seems", "issue", "issues", "please", "thanks", "thank", "hello", "want", "expected", "actual", "example", "following", "instead", "code", "file", "line", "lines", "run", "running", "work", "works", "working", "test", "tests", "error", "errors", "bug", "fix", "return", "returns", "value", "values", "true", "false", "none", "null", "self", "def", "class", "import", "print"])
 
 
@@ -131,7 +125,7 @@ def extract(text: str, *, language: str | None = None, tags: Sequence[str] = (),
             source: str = "cli", known_libraries: Iterable[str] = (),
             repo_languages: Sequence[str] = ()) -> Features:
     """Features of a task from its text and metadata; deterministic, no I/O."""
-    text = SECRET_RE.sub(" ", ASSIGNED_SECRET_RE.sub(r"\1\2 ", text))
+    text = strip_secrets(text)
     files = mentioned_files(text)
     langs = languages(text, language, files) or list(repo_languages[:1])
     tokens = [f"lang:{x}" for x in langs]

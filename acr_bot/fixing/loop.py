@@ -12,17 +12,27 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from . import edits, prompts
-from .context import Context, build_context
-from .domain import Attempt, Decision, Features, FixResult, Record, Reply, Task, TestRun
-from .errors import EditError, LLMError
-from .features import task_features
-from .gitrepo import GitRepo, Worktree, slugify
-from .llm import Price, estimate_tokens
-from .memory import new_id
-from .report import run_summary
-from .router import Outcome, Policy, RouteTask, Tried
-from .verifier import Sandbox, failure_feedback, judge
+from acr_bot.domain import (
+    Attempt,
+    Decision,
+    Features,
+    FixResult,
+    Price,
+    Record,
+    Reply,
+    Task,
+    TestRun,
+)
+from acr_bot.errors import EditError, LLMError
+from acr_bot.fixing import edits, prompts
+from acr_bot.fixing.context import Context, build_context
+from acr_bot.gitrepo import GitRepo, Worktree, slugify
+from acr_bot.llm import estimate_tokens
+from acr_bot.memory.store import new_id
+from acr_bot.report import run_summary
+from acr_bot.routing.base import Outcome, Policy, RouteTask, Tried
+from acr_bot.routing.features import task_features
+from acr_bot.verify.local import Sandbox, failure_feedback, judge
 
 FEEDBACK_LIMIT = 6_000
 
@@ -54,6 +64,7 @@ class FixJob:
     base: str | None = None  # commit to start from (default HEAD)
     echo: Callable[[str], None] = lambda line: None
     on_record: Callable[[Record], None] = lambda record: None
+    run_id: str = field(default_factory=new_id)  # ties this run's attempts into one cascade
 
 
 @dataclass
@@ -246,17 +257,17 @@ def _remember(job: FixJob, state: _State, attempt: Attempt) -> None:
     state.attempts.append(attempt)
     job.echo(f"  -> {attempt.outcome}: {attempt.detail} ({attempt.seconds:.1f} s, "
              f"${attempt.cost_usd:.4f})")
-    record = _record(job.task, state.route.features, attempt)
+    record = _record(job.task, state.route.features, attempt, job.run_id)
     state.records.append(record)
     job.on_record(record)
 
 
-def _record(task: Task, features: Features, attempt: Attempt) -> Record:
+def _record(task: Task, features: Features, attempt: Attempt, run: str) -> Record:
     counts = attempt.counts
     return Record(id=new_id(), kind="attempt", ts=time.time(), task=task.id, model=attempt.model,
                   outcome=attempt.outcome, features=features.compact(), attempt=attempt.number,
                   cost_usd=attempt.cost_usd, tokens=attempt.prompt_tokens + attempt.completion_tokens,
-                  seconds=attempt.seconds,
+                  seconds=attempt.seconds, run=run, harness="edit",
                   tests_passed=counts.passed if counts else None,
                   tests_failed=(counts.failed + counts.errors) if counts else None)
 

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import AcrError
-from .features import extract
-from .outcomes import Observation
-from .router import Outcome, Policy, RouteTask, Tried, make_policy
+from acr_bot.errors import AcrError
+from acr_bot.routing.base import Outcome, Policy, RouteTask, Tried
+from acr_bot.routing.features import extract
+from acr_bot.routing.outcomes import Observation
+from acr_bot.routing.registry import make_policy
 
 SWEEP_WEIGHTS = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
 LEARNING_POLICIES = ("learned", "frozen", "static-table", "cheapest-first", "best-first", "random")
@@ -352,7 +353,7 @@ def report(rows: Sequence[Row], traces: Sequence[Trace], cfg: BenchConfig,
 
 def table_text(doc: dict[str, Any]) -> str:
     """The report as a readable table, best success first; hindsight rows marked."""
-    from .report import table
+    from acr_bot.report import table
 
     rows = []
     for p in sorted(doc["policies"], key=lambda p: (p["hindsight"], -p["success_rate"])):
@@ -372,7 +373,7 @@ def table_text(doc: dict[str, Any]) -> str:
 
 
 def sweep_table(points: Sequence[dict[str, Any]]) -> str:
-    from .report import table
+    from acr_bot.report import table
 
     rows = [[p["policy"] + (" †" if p["hindsight"] else ""), f"{p['cost_weight']:g}",
              f"{p['success_rate']:.1%}", f"${p['total_cost_usd']:.2f}"] for p in points]

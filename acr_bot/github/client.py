@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
 
-from .errors import GitHubError
+from acr_bot.errors import GitHubError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .context import Context
-from .domain import Attempt, Task
+from acr_bot.domain import Attempt, Task
+from acr_bot.fixing.context import Context
 
 SYSTEM = """You are an expert software engineer fixing a problem in a git repository.
 You are shown the task and the relevant files. Make the smallest correct change that solves the

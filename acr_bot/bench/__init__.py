@@ -1,0 +1,1 @@
+"""The streaming routing benchmark and its plots."""

@@ -1,0 +1,1 @@
+"""Fixing one task: the attempt loop, edits and the paths they may touch, context, prompts."""

@@ -1,0 +1,1 @@
+"""The memory file (tinydb), its migrations, and the memory branch."""

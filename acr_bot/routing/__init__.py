@@ -1,0 +1,1 @@
+"""Routing: policies by name, the outcome table they learn from, task features."""

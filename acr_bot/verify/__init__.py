@@ -1,0 +1,1 @@
+"""Verification: where tests run (local, docker), bounded processes, test results and the verdict."""
