@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from acr_bot.errors import AcrError
-from acr_bot.routing.base import Outcome, Policy, RouteTask, Tried
+from acr_bot.routing.base import Outcome, Policy, RouteTask
+from acr_bot.routing.cascade import Cascade
 from acr_bot.routing.features import extract
 from acr_bot.routing.outcomes import Observation
 from acr_bot.routing.registry import make_policy
@@ -133,27 +134,25 @@ def utility(score: float, cost: float | None, cost_weight: float) -> float:
     return score - cost_weight * (cost or 0.0)
 
 
-def _play(policy: Policy, task: RouteTask, row: Row, cfg: BenchConfig) -> tuple[float, float, int]:
-    """Route one row: one model (oneshot) or a cascade until a pass; returns score, $, tries."""
+def play(policy: Policy, task: RouteTask, row: Row, cfg: BenchConfig) -> Cascade:
+    """Route one row through the bot's cascade: one model (oneshot) or attempts until a pass,
+    the attempt limit, or the policy's stop. Only the chosen models' outcomes are revealed."""
     candidates = sorted(row.outcomes)
-    tried: list[Tried] = []
-    best, spent = 0.0, 0.0
-    limit = 1 if cfg.mode == "oneshot" else min(cfg.max_attempts, len(candidates))
-    for _ in range(limit):
-        decision = policy.choose(task, candidates, tried, attempts_left=limit - len(tried))
-        if tried and decision.value is not None and decision.value < 0:
-            break  # the policy judges another attempt not worth its cost
-        model = decision.model
-        if any(t.model == model for t in tried):
-            break  # outcomes here are fixed: a retry would pay again for the same answer
-        score, cost = row.outcomes[model]
-        outcome = Outcome(score, cost)
-        policy.update(task, model, outcome)  # bandit feedback: the chosen model only
-        tried.append(Tried(model, outcome))
-        best, spent = max(best, score), spent + (cost or 0.0)
+    cascade = Cascade(policy, task, 1 if cfg.mode == "oneshot" else cfg.max_attempts,
+                      repeat=False)  # outcomes are fixed: a retry would pay for the same answer
+    while (decision := cascade.next(candidates)) is not None:
+        score, cost = row.outcomes[decision.model]
+        cascade.record(decision.model, Outcome(score, cost))
         if score >= SOLVED:
             break
-    return best, spent, len(tried)
+    return cascade
+
+
+def _play(policy: Policy, task: RouteTask, row: Row, cfg: BenchConfig) -> tuple[float, float, int]:
+    """Score (the best attempt's), dollars and attempts of one routed row."""
+    tried = play(policy, task, row, cfg).tried
+    return (max((t.outcome.score for t in tried), default=0.0),
+            sum(t.outcome.cost_usd or 0.0 for t in tried), len(tried))
 
 
 def run_policy(policy: Policy, tasks: Sequence[RouteTask], stream: Sequence[Row],

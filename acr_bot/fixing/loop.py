@@ -14,7 +14,6 @@ from typing import Protocol
 
 from acr_bot.domain import (
     Attempt,
-    Decision,
     Features,
     FixResult,
     Price,
@@ -30,7 +29,8 @@ from acr_bot.gitrepo import GitRepo, Worktree, slugify
 from acr_bot.llm import estimate_tokens
 from acr_bot.memory.store import new_id
 from acr_bot.report import run_summary
-from acr_bot.routing.base import Outcome, Policy, RouteTask, Tried
+from acr_bot.routing.base import Outcome, Policy, RouteTask
+from acr_bot.routing.cascade import Cascade
 from acr_bot.routing.features import task_features
 from acr_bot.verify.local import Sandbox, failure_feedback, judge
 
@@ -74,14 +74,16 @@ class _State:
     worktree: Worktree
     baseline: TestRun
     context: Context
-    route: RouteTask
+    cascade: Cascade  # routing: what was tried, what is left, when to stop
     attempts: list[Attempt] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
-    tried: list[Tried] = field(default_factory=list)
     faulted: set[str] = field(default_factory=set)
     records: list[Record] = field(default_factory=list)
     final: TestRun | None = None
     keep: tuple[str, ...] = ()  # untracked files the setup command made: restores keep them
+
+    @property
+    def route(self) -> RouteTask:
+        return self.cascade.task
 
     @property
     def spent(self) -> float:
@@ -101,8 +103,8 @@ def run_fix(job: FixJob) -> FixResult:
             if not candidates:  # the policy cannot choose among none
                 return _result(job, state, "dry_run", "dry run: no model's expected cost fits "
                                f"under the ${job.max_cost_usd:.2f} cap")
-            decision = job.policy.choose(state.route, candidates, [])
-            return _result(job, state, "dry_run", "dry run: no model was called", [decision])
+            state.cascade.next(candidates)
+            return _result(job, state, "dry_run", "dry run: no model was called")
         winner = _loop(job, state)
         if winner is None:
             return _result(job, state, "gave_up", _give_up_reason(job, state))
@@ -135,7 +137,8 @@ def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
                             test_output=baseline.output, budget_tokens=job.context_tokens)
     features = task_features(task, context.libraries, context.languages)
     tree.restore(keep)  # the baseline run may leave files behind
-    return _State(tree, baseline, context, RouteTask(task.id, features), keep=keep)
+    cascade = Cascade(job.policy, RouteTask(task.id, features), job.max_attempts)
+    return _State(tree, baseline, context, cascade, keep=keep)
 
 
 def _expected_cost(job: FixJob, state: _State, model: str) -> float | None:
@@ -162,19 +165,11 @@ def _affordable(job: FixJob, state: _State) -> list[str]:
 
 
 def _loop(job: FixJob, state: _State) -> Attempt | None:
-    """Attempts until one passes, the attempt limit, or the budget; returns the winner."""
-    skill_attempts = 0
-    while skill_attempts < job.max_attempts:
-        candidates = _affordable(job, state)
-        if not candidates:
-            return None
-        decision = job.policy.choose(state.route, candidates, state.tried)
-        state.decisions.append(decision)
+    """Attempts until one passes, the attempt limit, the budget, or the router's stop."""
+    while (decision := state.cascade.next(_affordable(job, state))) is not None:
         job.echo(f"attempt {len(state.attempts) + 1}: {decision.model} - {decision.reason}")
         attempt = _attempt(job, state, decision.model, len(state.attempts) + 1)
         _remember(job, state, attempt)
-        if attempt.outcome != "provider_fault":
-            skill_attempts += 1
         if attempt.passed:
             return attempt
         state.worktree.restore(state.keep)
@@ -252,8 +247,7 @@ def _remember(job: FixJob, state: _State, attempt: Attempt) -> None:
     """Tell the policy (it learns within the task) and queue the memory record."""
     skill = attempt.outcome != "provider_fault"
     outcome = Outcome(1.0 if attempt.passed else 0.0, attempt.cost_usd, skill)
-    state.tried.append(Tried(attempt.model, outcome))
-    job.policy.update(state.route, attempt.model, outcome)
+    state.cascade.record(attempt.model, outcome)
     state.attempts.append(attempt)
     job.echo(f"  -> {attempt.outcome}: {attempt.detail} ({attempt.seconds:.1f} s, "
              f"${attempt.cost_usd:.4f})")
@@ -284,8 +278,9 @@ def _publish(job: FixJob, state: _State, winner: Attempt) -> tuple[str, str]:
 
 
 def _give_up_reason(job: FixJob, state: _State) -> str:
-    skill = [a for a in state.attempts if a.outcome != "provider_fault"]
-    if len(skill) >= job.max_attempts:
+    if state.cascade.stopped:
+        return f"stopped: {state.cascade.stopped}"
+    if state.cascade.attempts_done >= job.max_attempts:
         return f"no verified fix in {job.max_attempts} attempt(s)"
     if not _affordable(job, state):
         return (f"stopped before the next call: it would exceed the ${job.max_cost_usd:.2f} cap "
@@ -294,8 +289,7 @@ def _give_up_reason(job: FixJob, state: _State) -> str:
     return "no model left to try"
 
 
-def _result(job: FixJob, state: _State, outcome: str, reason: str,
-            decisions: Sequence[Decision] | None = None) -> FixResult:
+def _result(job: FixJob, state: _State, outcome: str, reason: str) -> FixResult:
     return FixResult(job.task, outcome, reason, job.test_command,  # type: ignore[arg-type]
-                     tuple(state.attempts), tuple(decisions or state.decisions), state.baseline,
+                     tuple(state.attempts), tuple(state.cascade.decisions), state.baseline,
                      state.final, records=tuple(state.records))
