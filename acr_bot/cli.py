@@ -259,9 +259,20 @@ def memory_compact(memory_file: Path, keep: int) -> None:
                f"{len(smaller.summaries)} summaries")
 
 
+def _dataset(_ctx: click.Context, _param: click.Parameter, value: str) -> Path:
+    from acr_bot.bench.datasets import NAMES, resolve
+
+    path = resolve(value)
+    if not path.is_file():
+        raise click.BadParameter(f"{value!r} is neither a shipped dataset "
+                                 f"({', '.join(NAMES)}) nor a file")
+    return path
+
+
 @cli.command("bench")
-@click.option("--dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="A v1 routing JSONL file (see ../shared/data/README.md).")
+@click.option("--dataset", required=True, callback=_dataset,
+              help="A shipped dataset (coderouterbench, swebench-verified) or the path of a "
+              "v1 routing .jsonl or .jsonl.gz file (format: acr_bot/bench/datasets/README.md).")
 @click.option("--mode", type=click.Choice(["oneshot", "cascade"]), default="oneshot",
               show_default=True)
 @click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True)

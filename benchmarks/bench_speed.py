@@ -5,7 +5,7 @@ checks the learned policy does not slow down as its memory grows within a run (m
 decision in each quarter of the stream). Prints JSON. Target: <= 60 s for the whole
 CodeRouterBench file with every policy on a 2-core machine.
 
-    python benchmarks/bench_speed.py [dataset.jsonl] [--profile learned] [--blas-threads 1]
+    python benchmarks/bench_speed.py [NAME|dataset.jsonl[.gz]] [--profile learned] [--blas-threads 1]
 
 `cpu_seconds` well above `seconds` means BLAS threads spinning: numpy's OpenBLAS starts one
 thread per core, which gains nothing on these small products and, on a busy 2-core machine,
@@ -27,7 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "coderouterbench.jsonl"
+from acr_bot.bench import datasets  # noqa: E402  (no numpy: BLAS threads are set later)
+
 TARGET_SECONDS = 60.0
 
 
@@ -41,7 +42,8 @@ def _quarters(durations: list[float]) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset", type=Path, nargs="?", default=DEFAULT)
+    parser.add_argument("dataset", type=datasets.resolve, nargs="?", default="coderouterbench",
+                        help="a shipped dataset name or a .jsonl/.jsonl.gz path")
     parser.add_argument("--policies", help="comma-separated; default: every policy")
     parser.add_argument("--profile", metavar="POLICY",
                         help="also profile this policy's run; top functions go to stderr")

@@ -5,7 +5,7 @@ memory writers, as one JSON object.
 
 Sections:
   bad_inputs   malformed inputs through the real entry points: mutated webhook payloads (from
-               shared/fixtures/github) through events.load_payload + classify, garbage model
+               tests/fixtures/github) through events.load_payload + classify, garbage model
                replies through edits.parse_edits + apply_to_tree, corrupt memory files through
                Memory.load, malformed replay files through ReplayBook.load + answer, malformed
                datasets through bench.load_rows. Handled = returned a valid result or raised an
@@ -30,7 +30,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import gzip
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -56,6 +58,7 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 from acr_bot import app, demo
+from acr_bot.bench import datasets
 from acr_bot.bench.runner import load_rows
 from acr_bot.config import Settings, action_context, load_settings
 from acr_bot.domain import Record
@@ -68,8 +71,7 @@ from acr_bot.llm import ReplayBook
 from acr_bot.memory import branch as memstore
 from acr_bot.memory.store import Memory, new_id, write
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "github"
-DATASETS = ROOT.parent / "shared" / "data"
+FIXTURES = ROOT / "tests" / "fixtures" / "github"
 PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
 REPO = "Codertocat/Hello-World"  # the repository of the issue fixtures
 RIGHT = demo._reply("Average the two middle values when the count is even.",
@@ -324,8 +326,8 @@ ROW_KEYS = ("id", "text", "tags", "split", "ood", "outcomes", "score", "cost_usd
 
 def bad_datasets(rng: random.Random, count: int, tmp: Path) -> Tally:
     tally = Tally()
-    source = DATASETS / "coderouterbench.jsonl"
-    rows = [json.loads(line) for line in source.read_text().splitlines()[:40] if line.strip()]
+    with gzip.open(datasets.resolve("coderouterbench"), "rt", encoding="utf-8") as source:
+        rows = [json.loads(line) for line in itertools.islice(source, 40) if line.strip()]
     path = tmp / "rows.jsonl"
     for number in range(count):
         damaged = list(rows[:8])

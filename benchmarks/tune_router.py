@@ -4,7 +4,7 @@ Each fold routes its train rows with a frozen policy whose memory is the other f
 model's outcome, as `bench` feeds history), and scores the mean utility over several cost
 weights. Stream rows are never read. Prints JSON: every knob set's CV utility, best first.
 
-    python benchmarks/tune_router.py ../shared/data/swebench-verified-bashonly.jsonl --mode cascade
+    python benchmarks/tune_router.py swebench-verified --mode cascade
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from acr_bot.bench import datasets
 from acr_bot.bench import runner as bench
 from acr_bot.routing.learned import Knobs, LearnedPolicy
 from acr_bot.routing.outcomes import OutcomeTable
@@ -51,7 +52,8 @@ def cv_utility(train: list[bench.Row], knobs: Knobs, mode: str, weights: list[fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset", type=Path)
+    parser.add_argument("dataset", type=datasets.resolve,
+                        help="a shipped dataset name or a .jsonl/.jsonl.gz path")
     parser.add_argument("--mode", default="cascade", choices=["oneshot", "cascade"])
     parser.add_argument("--weights", default="0.1,0.3,1.0", help="cost weights to average over")
     parser.add_argument("--folds", type=int, default=5)

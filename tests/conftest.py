@@ -17,8 +17,7 @@ os.environ["LITELLM_OFFLINE_MODE"] = "true"
 
 from acr_bot.gitrepo import git
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "github"
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "github"  # sources: SOURCES.md there
 PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
 
 

@@ -9,6 +9,7 @@ whole stream and marked as such.
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import math
@@ -49,12 +50,18 @@ class Row:
 
 
 def load_rows(path: Path) -> list[Row]:
-    """Read a v1 routing JSONL file; every malformed line is an error naming the line."""
+    """Read a v1 routing JSONL file (.jsonl or .jsonl.gz); every malformed line is an error
+    naming the line."""
     rows = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        raw = Path(path).read_bytes()
+        if raw[:2] == b"\x1f\x8b":  # gzip magic: trust the bytes, not the file name
+            raw = gzip.decompress(raw)
+        lines = raw.decode("utf-8").splitlines()
     except OSError as exc:
-        raise DatasetError(f"cannot read {path}: {exc.strerror}") from None
+        raise DatasetError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, EOFError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from None
     for number, line in enumerate(lines, 1):
         if line.strip():
             rows.append(_parse_row(line, f"{path}:{number}"))

@@ -1,4 +1,4 @@
-"""Small synthetic routing datasets (v1 JSONL, see ../shared/data/README.md) for bench tests.
+"""Small synthetic routing datasets (v1 JSONL, see acr_bot/bench/datasets/README.md) for bench tests.
 
 Every generator is seeded and returns plain row dicts; `write` saves them as JSONL.
 `python tests/data/synth.py` regenerates `tests/data/synthetic.jsonl`, the general-purpose file
