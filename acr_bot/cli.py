@@ -226,9 +226,10 @@ def memory_export(memory_file: Path, as_csv: bool, out: Any) -> None:
     from acr_bot.domain import Record
     from acr_bot.memory.store import Memory
 
+    records = Memory.load(memory_file).records  # before the header: a bad file prints nothing
     writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(Record)])
     writer.writeheader()
-    for record in Memory.load(memory_file).records:
+    for record in records:
         writer.writerow(asdict(record))
 
 

@@ -659,3 +659,40 @@ def test_merge_with_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
 def test_records_compare_by_value() -> None:
     """The writers test relies on dataclass equality seeing every field."""
     assert replace(rec("a"), tokens=5) != rec("a")
+
+
+# --- files that are not memories ---------------------------------------------------------------
+
+NOT_MEMORIES = {
+    "package.json": '{"name": "web", "version": "1.0.0", "scripts": {"test": "jest"}}\n',
+    "replay.json": '{"models": {"replay/cheap": {"replies": [{"text": "hi"}]}}}\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_MEMORIES))
+@pytest.mark.parametrize("args", [["compact", "--keep", "10", "--memory", "BAD"],
+                                  ["stats", "--memory", "BAD"], ["show", "--memory", "BAD"],
+                                  ["export", "--csv", "--memory", "BAD"],
+                                  ["merge", "OTHER", "BAD", "-o", "OUT"],
+                                  ["merge", "OTHER", "OTHER", "-o", "BAD"]])
+def test_memory_commands_refuse_a_file_that_is_not_a_memory(tmp_path: Path, name: str,
+                                                            args: list[str]) -> None:
+    path = tmp_path / name
+    path.write_text(NOT_MEMORIES[name])
+    before = path.read_bytes()
+    other = saved(tmp_path / "other.json", [rec("o1")])
+    files = {"BAD": path, "OTHER": other, "OUT": tmp_path / "out.json"}
+    argv = [str(files.get(a, a)) for a in args]
+    code, out = _cli(*argv)
+    assert code == 1, out
+    assert out.strip() == (f"Error: {path}: not an acr-bot memory (no meta.schema_version; "
+                           f"keys {', '.join(repr(k) for k in sorted(json.loads(before)))}); "
+                           "the file was left untouched")
+    assert path.read_bytes() == before
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_legacy_memory_without_schema_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"_default": {"1": encode(rec("old"))}}))
+    assert [r.id for r in Memory.load(path).records] == ["old"]

@@ -50,15 +50,30 @@ MIGRATIONS: list[Callable[[Tables], Tables]] = [m001_records_table, m002_record_
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+# The tables a file from before schema versions (m001) could hold.
+LEGACY_TABLES = frozenset({"_default", "records", "summaries", "meta"})
+
+
 def version_of(data: Tables, origin: str) -> int:
     meta = data.get("meta") or {}
     docs = list(meta.values()) if isinstance(meta, dict) else []
     if not docs:
+        _check_legacy(data, origin)
         return 0
     version = docs[0].get("schema_version") if isinstance(docs[0], dict) else None
     if not isinstance(version, int) or version < 0:
         raise MemoryFileError(f"{origin}: schema_version is {version!r}, expected an integer")
     return version
+
+
+def _check_legacy(data: Tables, origin: str) -> None:
+    """A file without meta.schema_version is a memory only if it holds nothing but memory
+    tables: a package.json or a replay file must never be read (or rewritten) as an empty one."""
+    unknown = sorted(set(data) - LEGACY_TABLES)
+    if unknown:
+        shown = ", ".join(repr(k) for k in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+        raise MemoryFileError(f"{origin}: not an acr-bot memory (no meta.schema_version; "
+                              f"keys {shown}); the file was left untouched")
 
 
 def migrate(data: Tables, origin: str) -> tuple[int, Tables]:
