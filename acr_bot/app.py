@@ -6,6 +6,7 @@ The CLI and the GitHub Action both call these functions; nothing here prints or 
 from __future__ import annotations
 
 import hashlib
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 from acr_bot.config import Settings
 from acr_bot.domain import Decision, Features, FixResult, Price, Task
 from acr_bot.errors import ConfigError
+from acr_bot.fixing.harness import Limits
 from acr_bot.fixing.loop import FixJob, run_fix
 from acr_bot.gitrepo import GitRepo
 from acr_bot.llm import LLMClient, ReplayBook, resolve_prices
@@ -98,7 +100,8 @@ def sandbox_for(settings: Settings) -> Sandbox:
 def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = False,
         branch: str | None = None, echo: Callable[[str], None] = lambda line: None,
         base: str | None = None, memory_file: Path | None = None,
-        memory: Memory | None = None) -> FixResult:
+        memory: Memory | None = None,
+        group: Callable[[str], AbstractContextManager[None]] | None = None) -> FixResult:
     """Fix `task` in the checkout at `repo_path`; append every attempt to the memory file.
 
     With `memory` given, records are only queued on it (`memory.pending`) and the caller
@@ -121,7 +124,8 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
                  max_cost_usd=settings.max_cost_usd, context_tokens=settings.context_tokens,
                  max_output_tokens=settings.max_output_tokens,
                  branch=branch, dry_run=dry_run, base=base, echo=echo,
-                 on_record=lambda record: memory.add([record]))
+                 on_record=lambda record: memory.add([record]), harness=settings.harness,
+                 limits=attempt_limits(settings), trajectory_dir=settings.trajectory_dir, group=group or _no_group)
     if not dry_run:
         folio.llm.prefetch()  # overlaps litellm's import with the baseline test run
     try:
@@ -131,6 +135,19 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
         # Saved even when the run is interrupted: every attempt paid for is remembered.
         if owned and memory.pending:
             memory.save()
+
+
+def _no_group(title: str) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+def attempt_limits(settings: Settings) -> Limits:
+    """The per-attempt limits from settings (the $ left and the price are set per attempt)."""
+    return Limits(max_cost_usd=settings.max_cost_usd, max_output_tokens=settings.max_output_tokens,
+                  steps=settings.agent_steps, command_seconds=settings.command_timeout,
+                  attempt_seconds=settings.attempt_timeout,
+                  observation_bytes=settings.observation_bytes,
+                  context_tokens=settings.context_window)
 
 
 def repo_hints(repo_path: Path | None) -> tuple[tuple[str, ...], tuple[str, ...]]:

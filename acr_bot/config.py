@@ -47,6 +47,14 @@ class Settings:
     sandbox_image: str = "python:3.12-slim"
     sandbox_network: bool = False  # network for the setup step only
     replay_file: Path | None = None
+    # How each attempt works (fixing/harness.py) and the agent's limits
+    harness: str = "edit"  # agent: a shell loop; edit: one prompt with SEARCH/REPLACE edits
+    agent_steps: int = 40  # model calls per agent attempt
+    command_timeout: float = 120.0  # seconds per agent command (its process group is killed)
+    attempt_timeout: float = 1_800.0  # seconds per agent attempt
+    observation_bytes: int = 10_000  # command output the agent sees per step (head + tail)
+    context_window: int = 128_000  # tokens; older observations are shortened before this
+    trajectory_dir: Path | None = None  # one JSON transcript per attempt
     # GitHub Action settings
     trigger_label: str = "acr:fix"
     command_prefix: str = "/acr"
@@ -126,6 +134,10 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_output_tokens": _positive_int,
     "sandbox": _choice("local", "docker"), "sandbox_image": str, "sandbox_network": _bool,
     "replay_file": lambda v: Path(v) if _str(v) else None,
+    "harness": _choice("agent", "edit"), "agent_steps": _positive_int,
+    "command_timeout": _non_negative, "attempt_timeout": _non_negative,
+    "observation_bytes": _positive_int, "context_window": _positive_int,
+    "trajectory_dir": lambda v: Path(v) if _str(v) else None,
     "trigger_label": str, "command_prefix": str, "memory_branch": str, "memory_repo": _str,
     "draft": _bool, "auto_revise": _bool,
 }

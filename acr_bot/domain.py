@@ -11,11 +11,13 @@ AttemptOutcome = Literal[
     "passed",  # edits applied and the verifier accepted them
     "tests_failed",  # edits applied, the verifier rejected them
     "apply_failed",  # the edit blocks did not apply (or were refused)
-    "no_edits",  # the reply held no edit blocks
+    "no_edits",  # the reply held no edit blocks (agent: submitted without changing anything)
+    "no_submit",  # the agent hit a limit (steps, $, time, format errors) before it submitted
     "provider_fault",  # the LLM call itself failed (timeout, 5xx, rate limit, empty reply)
 ]
 VerdictKind = Literal["accepted", "rejected", "changes_requested"]
-SKILL_OUTCOMES: frozenset[str] = frozenset({"passed", "tests_failed", "apply_failed", "no_edits"})
+SKILL_OUTCOMES: frozenset[str] = frozenset(
+    {"passed", "tests_failed", "apply_failed", "no_edits", "no_submit"})
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,11 @@ class Attempt:
     diff: str = ""
     files: tuple[str, ...] = ()  # paths the edits changed
     note: str = ""  # the model's own explanation, the text before its edit blocks
+    harness: str = ""  # "agent" or "edit"
+    calls: int = 0  # model calls
+    steps: int = 0  # shell commands the agent ran
+    commands: tuple[str, ...] = ()  # those commands, for the PR body
+    trajectory: str = ""  # path of the attempt's transcript JSON, when one was written
 
     @property
     def passed(self) -> bool:

@@ -140,6 +140,11 @@ def job_summary(title: str, result: FixResult | None, extra: str = "") -> str:
             parts.append(explain_decision(result.decisions[0], markdown=True))
         if result.attempts:
             parts.append(attempts_table(result.attempts, markdown=True))
+        paths = [f"- attempt {a.number}: `{a.trajectory}`" for a in result.attempts
+                 if a.trajectory]
+        if paths:
+            parts.append("Trajectories (each attempt's full transcript, JSON):\n"
+                         + "\n".join(paths))
     if extra:
         parts.append(extra)
     return "\n\n".join(parts) + "\n"

@@ -6,10 +6,11 @@ attempt is reported to the policy (so it learns within the task) and queued as a
 
 from __future__ import annotations
 
-import re
 import time
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Protocol
 
 from acr_bot.domain import (
@@ -22,19 +23,28 @@ from acr_bot.domain import (
     Task,
     TestRun,
 )
-from acr_bot.errors import EditError, LLMError
-from acr_bot.fixing import edits, prompts
+from acr_bot.errors import ConfigError
+from acr_bot.fixing import trajectory
+from acr_bot.fixing.agent import AgentHarness
+from acr_bot.fixing.agent_prompts import REJECTED, REVERTED, SENTINEL
 from acr_bot.fixing.context import Context, build_context
+from acr_bot.fixing.edit_harness import FEEDBACK_LIMIT, EditHarness
+from acr_bot.fixing.harness import (
+    DEFAULT_HARNESS,
+    HARNESSES,
+    AttemptResult,
+    Brief,
+    Harness,
+    Limits,
+    split_arm,
+)
 from acr_bot.gitrepo import GitRepo, Worktree, slugify
-from acr_bot.llm import estimate_tokens
 from acr_bot.memory.store import new_id
 from acr_bot.report import run_summary
 from acr_bot.routing.base import Outcome, Policy, RouteTask
 from acr_bot.routing.cascade import Cascade
 from acr_bot.routing.features import task_features
 from acr_bot.verify.local import Sandbox, failure_feedback, judge
-
-FEEDBACK_LIMIT = 6_000
 
 
 class Caller(Protocol):
@@ -65,6 +75,12 @@ class FixJob:
     echo: Callable[[str], None] = lambda line: None
     on_record: Callable[[Record], None] = lambda record: None
     run_id: str = field(default_factory=new_id)  # ties this run's attempts into one cascade
+    harness: str = DEFAULT_HARNESS  # for a candidate named without `@harness`
+    limits: Limits = field(default_factory=lambda: Limits(max_cost_usd=0.0))  # per attempt
+    harnesses: dict[str, Harness] = field(default_factory=dict)  # built on first use
+    rounds: int = 3  # agent submissions judged per attempt (the agent goes on when rejected)
+    trajectory_dir: Path | None = None  # one JSON transcript per attempt
+    group: Callable[[str], AbstractContextManager[None]] = lambda title: nullcontext()
 
 
 @dataclass
@@ -141,15 +157,15 @@ def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
     return _State(tree, baseline, context, cascade, keep=keep)
 
 
-def _expected_cost(job: FixJob, state: _State, model: str) -> float | None:
+def _expected_cost(job: FixJob, state: _State, arm: str) -> float | None:
+    model, name = split_arm(arm, job.harness)
     price = job.prices.get(model)
     if price is None:
         return None
-    # Context + task + system prompt, plus the feedback each earlier attempt adds.
-    feedback = sum(estimate_tokens(a.feedback) for a in state.attempts)
-    prompt = state.context.tokens + estimate_tokens(job.task.text) + 1_000 + feedback
+    brief = Brief(job.task, job.test_command, state.baseline, state.context,
+                  tuple(state.attempts), tuple(job.protected))
     # The worst case, not the typical reply: the cap must hold even for a maximal answer.
-    return price.cost(prompt, job.max_output_tokens)
+    return price.cost(_harness(job, name).prompt_tokens(brief), job.max_output_tokens)
 
 
 def _affordable(job: FixJob, state: _State) -> list[str]:
@@ -167,8 +183,10 @@ def _affordable(job: FixJob, state: _State) -> list[str]:
 def _loop(job: FixJob, state: _State) -> Attempt | None:
     """Attempts until one passes, the attempt limit, the budget, or the router's stop."""
     while (decision := state.cascade.next(_affordable(job, state))) is not None:
-        job.echo(f"attempt {len(state.attempts) + 1}: {decision.model} - {decision.reason}")
-        attempt = _attempt(job, state, decision.model, len(state.attempts) + 1)
+        number = len(state.attempts) + 1
+        with job.group(f"attempt {number}: {decision.model}"):
+            job.echo(f"attempt {number}: {decision.model} - {decision.reason}")
+            attempt = _attempt(job, state, decision.model, number)
         _remember(job, state, attempt)
         if attempt.passed:
             return attempt
@@ -176,71 +194,98 @@ def _loop(job: FixJob, state: _State) -> Attempt | None:
     return None
 
 
-def _attempt(job: FixJob, state: _State, model: str, number: int) -> Attempt:
-    messages = [
-        {"role": "system", "content": prompts.SYSTEM.format(format=edits.FORMAT_INSTRUCTIONS)},
-        {"role": "user", "content": prompts.task_message(
-            job.task, state.context, job.test_command, run_summary(state.baseline),
-            state.attempts)},
-    ]
+def _attempt(job: FixJob, state: _State, arm: str, number: int) -> Attempt:
+    """One attempt: the harness changes the worktree, then the verifier judges it. A rejected
+    agent may go on with the verifier's output while its steps and dollars last."""
+    model, name = split_arm(arm, job.harness)
+    harness = _harness(job, name)
+    brief = _brief(job, state)
     started = time.monotonic()
-    try:
-        reply = job.llm.complete(model, messages)
-    except LLMError as exc:
-        state.faulted.add(model)
-        return Attempt(number, model, "provider_fault", time.monotonic() - started,
-                       detail=str(exc)[:200])
-    return _apply_and_verify(job, state, reply, number, started)
+    total: Attempt | None = None
+    for round_ in range(job.rounds if name == "agent" else 1):
+        limits = _limits(job, state, model, total)
+        result = harness.attempt(model, brief, state.worktree.path, limits)
+        total = _add(total, result, Attempt(number, arm, "tests_failed", 0.0, harness=name))
+        if result.outcome == "provider_fault":
+            state.faulted.add(arm)
+        if result.outcome != "edited":
+            total = replace(total, outcome=result.outcome, detail=result.detail,
+                            feedback=result.feedback)
+            break
+        total = _verify(job, state, result, total, started)
+        if total.passed or round_ + 1 == job.rounds or _limits(job, state, model, total).steps < 2:
+            break
+        job.echo(f"  rejected: {total.detail}; the agent continues with the verifier's output")
+        reverted = prompts_reverted(result.reverted)
+        brief = replace(brief, resume=replace(result, feedback=REJECTED.format(
+            feedback=total.feedback, reverted=reverted, sentinel=SENTINEL)))
+    assert total is not None
+    total = replace(total, seconds=time.monotonic() - started)
+    return _save_trajectory(job, total, result)
 
 
-def _apply_and_verify(job: FixJob, state: _State, reply: Reply, number: int,
-                      started: float) -> Attempt:
-    usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-             "cost_usd": reply.cost_usd}
-    try:
-        blocks = edits.parse_edits(reply.text)
-        if not blocks:
-            return Attempt(number, reply.model, "no_edits", time.monotonic() - started, **usage,
-                           detail="the reply held no edit blocks",
-                           feedback="Your reply contained no SEARCH/REPLACE blocks, so nothing "
-                                    "changed. Answer with edit blocks in the required format.")
-        changed = edits.apply_to_tree(state.worktree.path, blocks, job.protected)
-    except EditError as exc:
-        return Attempt(number, reply.model, "apply_failed", time.monotonic() - started, **usage,
-                       detail=str(exc).splitlines()[0][:200], feedback=str(exc)[:FEEDBACK_LIMIT])
-    except OSError as exc:  # e.g. a 5,000-character file name: the reply's fault, not a crash
-        message = f"The edits could not be written: {exc.strerror or exc} ({exc.filename!s:.120})."
-        return Attempt(number, reply.model, "apply_failed", time.monotonic() - started, **usage,
-                       detail=message[:200], feedback=message + " None of them was kept: use "
-                       "short, ordinary paths relative to the repository root.")
-    if not changed:  # every block's REPLACE equalled its SEARCH: nothing to test or commit
-        return Attempt(number, reply.model, "no_edits", time.monotonic() - started, **usage,
-                       detail="the edit blocks changed nothing",
-                       feedback="Your edit blocks left every file as it was (each REPLACE equalled "
-                                "its SEARCH), so nothing changed. Make the change the task needs.")
-    diff = state.worktree.diff(changed)
+def _brief(job: FixJob, state: _State) -> Brief:
+    return Brief(job.task, job.test_command, state.baseline, state.context,
+                 tuple(state.attempts), tuple(job.protected), state.keep)
+
+
+def _limits(job: FixJob, state: _State, model: str, so_far: Attempt | None) -> Limits:
+    """The job's limits, less what this attempt's earlier rounds used."""
+    used_usd = so_far.cost_usd if so_far else 0.0
+    used_steps = so_far.calls if so_far else 0
+    return replace(job.limits, max_cost_usd=max(job.max_cost_usd - state.spent - used_usd, 0.0),
+                   steps=max(job.limits.steps - used_steps, 0),
+                   max_output_tokens=job.max_output_tokens, price=job.prices.get(model))
+
+
+def _add(total: Attempt | None, result: AttemptResult, blank: Attempt) -> Attempt:
+    """The attempt so far plus one more round of the harness."""
+    base = total or blank
+    return replace(base, prompt_tokens=base.prompt_tokens + result.prompt_tokens,
+                   completion_tokens=base.completion_tokens + result.completion_tokens,
+                   cost_usd=base.cost_usd + result.cost_usd, calls=base.calls + result.calls,
+                   steps=len(result.steps), commands=tuple(s.command for s in result.steps),
+                   files=result.files, note=result.note)
+
+
+def _save_trajectory(job: FixJob, attempt: Attempt, result: AttemptResult) -> Attempt:
+    """Write the attempt's transcript as JSON when the job asks for it."""
+    if job.trajectory_dir is None:
+        return attempt
+    path = trajectory.write(job.trajectory_dir, job.run_id, job.task, attempt, result)
+    job.echo(f"  trajectory: {path}")
+    return replace(attempt, trajectory=str(path))
+
+
+def _verify(job: FixJob, state: _State, result: AttemptResult, attempt: Attempt,
+            started: float) -> Attempt:
+    """Run the tests on the changed worktree and judge them against the baseline."""
+    diff = state.worktree.diff(result.files)
     run = job.sandbox.run(job.test_command, state.worktree.path)
     verdict = judge(state.baseline, run)
     seconds = time.monotonic() - started
     if verdict.passed:
         state.final = run
-        return Attempt(number, reply.model, "passed", seconds, **usage, counts=run.counts,
-                       detail=verdict.reason, diff=diff, files=tuple(changed),
-                       note=explanation(reply.text))
+        return replace(attempt, outcome="passed", seconds=seconds, counts=run.counts,
+                       detail=verdict.reason, diff=diff, files=result.files)
     feedback = (f"Your edits applied:\n```diff\n{diff[:2000]}\n```\nbut verification failed.\n"
                 + failure_feedback(verdict, FEEDBACK_LIMIT))
-    return Attempt(number, reply.model, "tests_failed", seconds, **usage, counts=run.counts,
-                   detail=verdict.reason, feedback=feedback, diff=diff)
+    return replace(attempt, outcome="tests_failed", seconds=seconds, counts=run.counts,
+                   detail=verdict.reason, feedback=feedback, diff=diff, files=())
 
 
-def explanation(reply: str, limit: int = 800) -> str:
-    """The prose before the first edit block (minus the path line above the block)."""
-    head = re.split(r"^\s*(?:```|~~~|<{5,9} ?SEARCH)", reply, maxsplit=1, flags=re.MULTILINE)[0]
-    lines = head.rstrip().splitlines()
-    if lines and re.fullmatch(r"\S+\.\w+:?", lines[-1].strip().strip("`*")):
-        lines = lines[:-1]  # the path of the first block
-    text = "\n".join(lines).strip()
-    return text if len(text) <= limit else text[:limit].rstrip() + "..."
+def prompts_reverted(paths: Sequence[str]) -> str:
+    return REVERTED.format(paths=", ".join(paths)) if paths else ""
+
+
+def _harness(job: FixJob, name: str) -> Harness:
+    """The job's harness called `name`, built on first use."""
+    if name not in job.harnesses:
+        if name not in HARNESSES:
+            raise ConfigError(f"unknown harness {name!r} (known: {', '.join(HARNESSES)})")
+        job.harnesses[name] = (EditHarness(job.llm) if name == "edit"
+                               else AgentHarness(job.llm, job.sandbox, job.echo))
+    return job.harnesses[name]
 
 
 def _remember(job: FixJob, state: _State, attempt: Attempt) -> None:
@@ -251,17 +296,19 @@ def _remember(job: FixJob, state: _State, attempt: Attempt) -> None:
     state.attempts.append(attempt)
     job.echo(f"  -> {attempt.outcome}: {attempt.detail} ({attempt.seconds:.1f} s, "
              f"${attempt.cost_usd:.4f})")
-    record = _record(job.task, state.route.features, attempt, job.run_id)
+    record = _record(job.task, state.route.features, attempt, job.run_id, job.harness)
     state.records.append(record)
     job.on_record(record)
 
 
-def _record(task: Task, features: Features, attempt: Attempt, run: str) -> Record:
+def _record(task: Task, features: Features, attempt: Attempt, run: str,
+            default_harness: str) -> Record:
     counts = attempt.counts
-    return Record(id=new_id(), kind="attempt", ts=time.time(), task=task.id, model=attempt.model,
+    model, harness = split_arm(attempt.model, attempt.harness or default_harness)
+    return Record(id=new_id(), kind="attempt", ts=time.time(), task=task.id, model=model,
                   outcome=attempt.outcome, features=features.compact(), attempt=attempt.number,
                   cost_usd=attempt.cost_usd, tokens=attempt.prompt_tokens + attempt.completion_tokens,
-                  seconds=attempt.seconds, run=run, harness="edit",
+                  seconds=attempt.seconds, run=run, harness=harness,
                   tests_passed=counts.passed if counts else None,
                   tests_failed=(counts.failed + counts.errors) if counts else None)
 

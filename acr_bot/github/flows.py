@@ -110,9 +110,10 @@ class Job:
         return None
 
     def fix(self, task: Task, base: str, branch: str) -> FixResult:
-        with self.console.group(f"fix: {task.title[:80]}"):
-            return app.fix(self.repo.root, task, self.settings, branch=branch, base=base,
-                           echo=self.console.line, memory=self.memory)
+        # One log group per attempt (groups cannot nest), so each agent's steps fold away.
+        self.console.line(f"fix: {task.title[:80]}")
+        return app.fix(self.repo.root, task, self.settings, branch=branch, base=base,
+                       echo=self.console.line, memory=self.memory, group=self.console.group)
 
     def publish(self, result: FixResult, head: str, base: str, title: str,
                 closes: int | None = None) -> str:

@@ -90,6 +90,13 @@ class DockerSandbox:
         run, _ = self._execute(command, workdir, self._run_image, network=False, keep=False)
         return run
 
+    def session(self, workdir: Path) -> DockerShell:
+        """One container for an agent attempt, on a copy of `workdir` (from the setup
+        snapshot), kept for the attempt's commands; closing it copies the changed tree back
+        and removes the container."""
+        self._ensure_image()
+        return DockerShell(self, workdir)
+
     def close(self) -> None:
         if self._snapshot:
             try:
@@ -153,6 +160,126 @@ class DockerSandbox:
             path = Path(tmp) / "junit.xml"
             path.write_bytes(member.read() if member else b"")
             return parse_junit(path)
+
+
+# Kills every process of the container but PID 1 (tini), the keep-alive and this shell: what a
+# command started never outlives it, as with the local sandbox.
+_REAP = ('for d in /proc/[0-9]*; do p=${d#/proc/}; case " 1 $KEEP $$ " in *" $p "*) ;; '
+         '*) kill -9 "$p" 2>/dev/null;; esac; done; exit 0')
+
+
+class DockerShell:
+    """The container of one agent attempt: commands run with `exec`, no network, limited."""
+
+    def __init__(self, sandbox: DockerSandbox, workdir: Path) -> None:
+        if not workdir.is_dir():
+            raise VerifyError(f"cannot start the agent's container: {workdir} is not a directory")
+        self.sandbox, self.workdir = sandbox, workdir
+        self.container = sandbox.client.containers.create(
+            sandbox._run_image, ["sleep", "infinity"], working_dir=WORKDIR, detach=True,
+            init=True, environment=_AGENT_ENV, network_disabled=True, labels={LABEL: "1"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], **sandbox.limits)
+        try:
+            self.container.put_archive("/", _tar(workdir))
+            self.container.start()
+            self.before = _tree(self.container)
+            self.keep = self._run("cat /proc/1/task/1/children", 10)[1].split()[0]
+        except BaseException:
+            self.container.remove(force=True)
+            raise
+
+    def exec(self, command: str, timeout: float, limit: int) -> TestRun:
+        started = time.monotonic()
+        code, output = self._run(command, timeout, limit)
+        self._run(_REAP, 10, env={"KEEP": self.keep})  # daemons and leftovers die here
+        return TestRun(command, code, round(time.monotonic() - started, 3), output)
+
+    def _run(self, command: str, timeout: float, limit: int = 64_000,
+             env: dict[str, str] | None = None) -> tuple[int | None, str]:
+        """One exec; at the deadline every process but the keep-alive is killed."""
+        api = self.sandbox.client.api
+        exec_id = api.exec_create(self.container.id, ["/bin/sh", "-c", command],
+                                  workdir=WORKDIR, environment=env)["Id"]
+        sink = OutputBuffer(limit)
+        reader = threading.Thread(target=_drain, args=(api.exec_start(exec_id, stream=True),
+                                                       sink), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if reader.is_alive():  # hung, or a daemon holds the output open
+            self._run(_REAP, 10, env={"KEEP": getattr(self, "keep", "")})
+            reader.join(5)
+            return None, sink.text()
+        return api.exec_inspect(exec_id).get("ExitCode"), sink.text()
+
+    def close(self) -> None:
+        """Copy what the commands changed back to the workspace; remove the container."""
+        try:
+            _copy_back(self.container, self.workdir, self.before)
+        finally:
+            self.container.remove(force=True)
+
+
+_AGENT_ENV = {"HOME": "/tmp", "CI": "true", "PYTHONDONTWRITEBYTECODE": "1", "PAGER": "cat",
+              "MANPAGER": "cat", "GIT_PAGER": "cat", "PIP_PROGRESS_BAR": "off", "TQDM_DISABLE": "1"}
+
+
+def _drain(stream: Any, sink: OutputBuffer) -> None:
+    try:
+        for chunk in stream:
+            sink.write(chunk)
+    except Exception as exc:  # noqa: BLE001 - the exec ends when its processes are killed
+        log.debug("sandbox: exec stream ended: %s", exc)
+
+
+def _tree(container: Any) -> dict[str, bytes]:
+    """Every regular file and link under WORKDIR: relative path -> content (link: target)."""
+    stream, _ = container.get_archive(WORKDIR + "/.")
+    files: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        for member in tar.getmembers():
+            name = member.name.split("/", 1)[1] if "/" in member.name else ""
+            if not name or name == ".git" or name.startswith(".git/"):
+                continue
+            if member.isfile():
+                handle = tar.extractfile(member)
+                files[name] = b"F" + (handle.read() if handle else b"")
+            elif member.issym():
+                files[name] = b"L" + member.linkname.encode()
+    return files
+
+
+def _copy_back(container: Any, workdir: Path, before: dict[str, bytes]) -> None:
+    """Apply the container's changes to `workdir`: changed and new files written, deleted ones
+    removed. Links come back as links, never followed; nothing lands outside `workdir`."""
+    after = _tree(container)
+    root = workdir.resolve()
+    for name in before.keys() - after.keys():
+        target = root / name
+        if target.is_file() or target.is_symlink():
+            target.unlink()
+    for name, data in after.items():
+        if before.get(name) == data:
+            continue
+        target = (root / name)
+        if ".." in Path(name).parts or not _inside(root, target.parent):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        if data[:1] == b"L":
+            target.symlink_to(data[1:].decode())
+        else:
+            target.write_bytes(data[1:])
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """Whether `path` (made of no symlinked parent) lies within `root`."""
+    try:
+        return path.resolve().is_relative_to(root) and not any(
+            p.is_symlink() for p in [path, *path.parents] if p.is_relative_to(root) and p != root)
+    except OSError:
+        return False
 
 
 def _pump(container: Any, sink: OutputBuffer) -> None:

@@ -11,15 +11,17 @@ from typing import Protocol
 
 from acr_bot.domain import TestRun
 from acr_bot.secrets import scrub_env
-from acr_bot.verify.process import OutputBuffer, clean_output, run_command, test_run
+from acr_bot.verify.process import OutputBuffer, clean_output, run_command, run_shell, test_run
 from acr_bot.verify.testresults import failure_feedback, judge
 
 # judge and failure_feedback live with the result parsing (pure functions on TestRuns) but are
 # part of the verifier's interface.
 __all__ = [
+    "AGENT_ENV",
     "LocalSandbox",
     "OutputBuffer",
     "Sandbox",
+    "Shell",
     "clean_output",
     "detect_test_command",
     "failure_feedback",
@@ -105,6 +107,29 @@ def _has_make_test(root: Path) -> bool:
 # --- sandboxes -------------------------------------------------------------------------------
 
 
+# What every agent command gets on top of the scrubbed environment: no pager or progress bar
+# waiting on a terminal, and no hook or fsmonitor command the repository could plant for git.
+AGENT_ENV = {
+    "PAGER": "cat", "MANPAGER": "cat", "GIT_PAGER": "cat", "LESS": "-R", "PIP_PROGRESS_BAR": "off",
+    "TQDM_DISABLE": "1", "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_COUNT": "2",
+    "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": "/dev/null",
+    "GIT_CONFIG_KEY_1": "core.fsmonitor", "GIT_CONFIG_VALUE_1": "false",
+}
+
+
+class Shell(Protocol):
+    """One agent attempt's place to run commands, from `Sandbox.session`."""
+
+    def exec(self, command: str, timeout: float, limit: int) -> TestRun:
+        """Run one shell command (killed with all it started after `timeout` s; output
+        bounded to `limit` bytes, head and tail). A hang or crash is a result, not an error."""
+        ...
+
+    def close(self) -> None:
+        """End the session: the workspace then holds what the commands left."""
+        ...
+
+
 class Sandbox(Protocol):
     """Where the setup and test commands run: this machine, or a container."""
 
@@ -116,6 +141,10 @@ class Sandbox(Protocol):
 
     def run(self, command: str, workdir: Path) -> TestRun:
         """Run `command` in `workdir` and return what happened."""
+        ...
+
+    def session(self, workdir: Path) -> Shell:
+        """A shell for one agent attempt on `workdir`; close it to get the changes back."""
         ...
 
     def close(self) -> None:
@@ -148,5 +177,23 @@ class LocalSandbox:
             command, workdir, timeout=self.timeout, env=self.env, max_output=self.max_output
         )
 
+    def session(self, workdir: Path) -> LocalShell:
+        """Agent commands run in `workdir` itself, one bounded process group each."""
+        return LocalShell(workdir, {**self.env, **AGENT_ENV})
+
     def close(self) -> None:
         """Nothing to release: every command's process group is already gone."""
+
+
+class LocalShell:
+    """Runs each agent command like a test command: own session, killed whole, bounded."""
+
+    def __init__(self, workdir: Path, env: Mapping[str, str]) -> None:
+        self.workdir = workdir
+        self.env = dict(env)
+
+    def exec(self, command: str, timeout: float, limit: int) -> TestRun:
+        return run_shell(command, self.workdir, timeout=timeout, env=self.env, max_output=limit)
+
+    def close(self) -> None:
+        """Nothing to hand back: the commands worked on the workspace itself."""

@@ -89,6 +89,16 @@ def run_command(
     return test_run(command, code, seconds, output, results)
 
 
+def run_shell(
+    command: str, cwd: Path, *, timeout: float, env: Mapping[str, str], max_output: int
+) -> TestRun:
+    """One agent command: bounded like a test run, with no test results to read."""
+    if not cwd.is_dir():
+        raise VerifyError(f"cannot run {command!r}: {cwd} is not a directory")
+    code, seconds, output = _execute(command, cwd, timeout, env, max_output)
+    return TestRun(command, code, round(seconds, 3), output)
+
+
 def _with_junit(env: Mapping[str, str], junit: Path) -> dict[str, str]:
     """`env` plus a PYTEST_ADDOPTS that makes any pytest the command starts write JUnit XML."""
     merged = dict(env)
