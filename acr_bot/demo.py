@@ -159,10 +159,8 @@ def _show_learning(project: Path, settings: Settings, task: Any, memory: Memory,
                    echo: Callable[[str], None]) -> None:
     """Route the same task again: the memory now holds what happened."""
     _, decision = app.route(task, settings, memory, repo=project)
-    echo("\nRouting the same task again. The memory holds mini's failed first try, so mini's "
-         "P(pass) dropped;\nmid's and pro's tries followed mini's failure, so they count "
-         "once mini has failed on the new task too\n(a model tried only after cheaper ones "
-         "failed was tried on a harder task):")
+    echo("\nRouting the same task again (`acr-bot route`): the memory holds this run, so the "
+         "task goes\nstraight to the model that verified a fix for it:")
     echo(explain_decision(decision))
 
 

@@ -89,13 +89,14 @@ class Spy(Policy):
 
     def choose(self, task: RouteTask, candidates: Sequence[str], tried: Sequence[Tried] = (),
                attempts_left: int = 1) -> Decision:
-        self.calls.append(("choose", task, list(candidates), list(tried), attempts_left))
-        return super().choose(task, candidates, tried, attempts_left)
+        decision = super().choose(task, candidates, tried, attempts_left)
+        self.calls.append(("choose", task, list(candidates), list(tried), attempts_left,
+                           decision.model))
+        return decision
 
     def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried],
              attempts_left: int = 1) -> Decision:
         model = "cheap-mini" if "cheap-mini" in pool else min(pool)
-        self.calls[-1] += (model,)
         return Decision(model, self.name, "spy")
 
     def update(self, task: RouteTask, model: str, outcome: Outcome) -> None:

@@ -4,6 +4,7 @@ litellm calls on the bot's side; a benchmark row built from the bot's own outcom
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,10 +29,11 @@ PAST = {"replay/cheap": (0.3, 0.01), "replay/mid": (0.5, 0.8), "replay/pro": (0.
 
 def past_records(n: int = 30) -> list[Record]:
     """Independent first tries on `n` past tasks that resemble the calc task."""
-    tokens = task_features(app.task_from_text(TASK)).tokens
+    tokens = [t for t in task_features(app.task_from_text(TASK)).tokens
+              if not t.startswith("w:")]
     out = []
-    for i in range(n):
-        features = " ".join((*tokens[:-2], f"w:past{i}"))
+    for i in range(n):  # same kind of task, other words: similar, not the same text
+        features = " ".join((*tokens, f"w:past{i}", f"w:other{i % 3}", "w:product"))
         for model, (rate, cost) in PAST.items():
             passed = (i * 7 + len(model)) % 10 < rate * 10
             out.append(Record(id=f"{model}-{i}", kind="attempt", ts=float(i), task=f"past-{i}",
@@ -99,3 +101,64 @@ def test_the_cascade_passes_the_attempts_left_to_the_policy(mode: str, limit: in
                     {"a": (0.0, 1.0), "b": (0.0, 1.0), "c": (0.0, 1.0), "d": (1.0, 1.0)})
     bench.play(Spy(), bench.visible_task(row, "t"), row, bench.BenchConfig(mode, 3))
     assert seen == list(range(limit, 0, -1))
+
+
+# --- runs are runs: a task seen again goes to the model that fixed it -------------------------
+
+
+def test_the_third_run_goes_straight_to_the_model_that_fixed_the_task(make_repo,
+                                                                      make_replay) -> None:
+    """A new user's session: `acr-bot fix` three times on one task, three replayed models
+    (one hacks the test, one is wrong, one is right), the default policy."""
+    from click.testing import CliRunner
+
+    from acr_bot.cli import cli
+    from tests.support.calc import TESTS, reply
+
+    skipped = TESTS.replace("def test_mul():", "@pytest.mark.skip(reason='flaky')\ndef test_mul():")
+    replay = make_replay({"hacker": [reply("tests/test_calc.py", TESTS, skipped)],
+                          "wrong": [WRONG_FIX], "good": [FIX]})
+    repo = make_repo(FILES)
+    models = "replay/hacker,replay/wrong,replay/good"
+    runs = []
+    for _ in range(3):
+        out = CliRunner().invoke(cli, ["fix", "--repo", str(repo), "--test-cmd", PYTEST,
+                                       "--replay-file", str(replay), "--models", models,
+                                       "--task", TASK, "--json"])
+        assert out.exit_code == 0, out.output
+        runs.append(json.loads(out.stdout))
+
+    first = [a["model"] for a in runs[0]["attempts"]]
+    assert first[0] == "replay/hacker" and first[-1] == "replay/good"  # cold start: cheapest
+    assert [[a["model"] for a in run["attempts"]] for run in runs[1:]] == [["replay/good"]] * 2
+    assert "verified a fix for this same task before" in runs[2]["decisions"][0]["reason"]
+    records = Memory.load(repo / ".acr" / "memory.json").records
+    assert len({r.run for r in records}) == 3  # every record carries its run
+
+    route = CliRunner().invoke(cli, ["route", "--repo", str(repo), "--models", models,
+                                     "--task", TASK])
+    assert route.exit_code == 0, route.output
+    assert route.stdout.strip() == ("Chose replay/good (learned): it verified a fix for this "
+                                    "same task before")
+
+
+def test_the_demos_second_routing_goes_to_the_model_that_fixed_the_task(tmp_path: Path) -> None:
+    from acr_bot.demo import run_demo
+
+    lines: list[str] = []
+    assert run_demo(tmp_path, lines.append) == 0
+    text = "\n".join(lines)
+    again = text[text.index("Routing the same task again"):]
+    assert "Chose replay/pro (learned): it verified a fix for this same task before" in again
+
+
+def test_a_cascade_is_the_attempts_of_one_run() -> None:
+    def attempt(run: str, number: int, model: str, ok: bool) -> Record:
+        return Record(id=f"{run}-{number}", kind="attempt", ts=float(number), task="t",
+                      model=model, outcome="passed" if ok else "tests_failed",
+                      features="lang:python", attempt=number, run=run)
+
+    records = [attempt("r1", 1, "hacker", False), attempt("r1", 2, "good", True),
+               attempt("r2", 1, "good", True)]
+    assert [(o.model, o.after) for o in observations(records)] == [
+        ("hacker", ()), ("good", ("hacker",)), ("good", ())]  # run 2's try is independent

@@ -285,7 +285,7 @@ def test_observed_costs_override_price_hints_for_cheapest_first() -> None:
     for i in range(5):
         log.attempt(f"p{i}", i, "a", True, cost=0.5)  # "a" turned out expensive
     policy = make_policy("cheapest-first", log.observations(), cost_hint=PRICES.get)
-    assert policy.choose(task(1), list(PRICES)).model == "b"
+    assert policy.choose(task(999), list(PRICES)).model == "b"
 
 
 # --- conditioning: strong models tried after cheap ones failed --------------------------------
@@ -340,8 +340,9 @@ def test_a_verdict_on_a_passed_attempt_moves_the_estimate(kind: str, lower: bool
                 log.verdict(passed, kind)
         return log.observations()
 
-    base = estimate(make_policy("frozen", memory(False)).choose(task(1), ["b"]), "b").p_pass
-    judged = estimate(make_policy("frozen", memory(True)).choose(task(1), ["b"]), "b").p_pass
+    new = task(999)  # not one of the remembered tasks (those would go to their known fix)
+    base = estimate(make_policy("frozen", memory(False)).choose(new, ["b"]), "b").p_pass
+    judged = estimate(make_policy("frozen", memory(True)).choose(new, ["b"]), "b").p_pass
     if lower:
         assert judged < base - 0.1
     else:
@@ -402,8 +403,8 @@ def test_an_unknown_policy_name_is_a_config_error(name: str) -> None:
 
 def test_best_first_prefers_the_best_record() -> None:
     policy = make_policy("best-first", _cells_memory(), cost_hint=PRICES.get)
-    assert policy.choose(task(1), list(PRICES)).model in ("b", "c")
-    assert policy.choose(task(1), ["a", "c"]).model == "c"
+    assert policy.choose(task(999), list(PRICES)).model in ("b", "c")
+    assert policy.choose(task(999), ["a", "c"]).model == "c"
 
 
 # --- cascade lookahead ------------------------------------------------------------------------

@@ -13,7 +13,14 @@ import numpy as np
 
 from acr_bot.domain import Decision, Features
 from acr_bot.errors import ConfigError
+from acr_bot.routing.features import vectorize
 from acr_bot.routing.outcomes import Observation, OutcomeTable
+
+# Feature vectors this similar are the same task text, reworded or with a changed detail;
+# texts with fewer content words than this are too short to tell tasks apart (a benchmark
+# row that is only "category benchmark").
+SAME_TEXT = 0.95
+SAME_TEXT_WORDS = 4
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,24 @@ class Policy:
             raise ConfigError("no candidate models to route between")
         pool = untried(candidates, tried)
         with one_blas_thread():
-            return self.rank(task, pool, tried, attempts_left)
+            return self.known_fix(task, pool) or self.rank(task, pool, tried, attempts_left)
+
+    def known_fix(self, task: RouteTask, pool: Sequence[str]) -> Decision | None:
+        """A task seen before (same id, or near-identical text) goes to the model that
+        verified a fix for it, unless that model has failed on it in this run."""
+        words = sum(t.startswith("w:") for t in task.features.tokens)
+        threshold = SAME_TEXT if words >= SAME_TEXT_WORDS else 2.0  # short texts never match
+        row, sim = self.table.same_task(task.id, vectorize(task.features.tokens), threshold)
+        if row < 0:
+            return None
+        verified = {m: p for m, p in self.table.verified_on(row).items() if m in pool}
+        if not verified:
+            return None
+        model = min(verified, key=lambda m: (-verified[m], self.mean_cost(m) or 0.0, m))
+        past = self.table.task_ids[row]
+        where = ("this same task" if past == task.id
+                 else f"a near-identical task ({past}, similarity {sim:.2f})")
+        return Decision(model, self.name, f"it verified a fix for {where} before")
 
     def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried],
              attempts_left: int = 1) -> Decision:

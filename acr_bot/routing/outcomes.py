@@ -44,12 +44,17 @@ def observations(records: Sequence[Record], summaries: Sequence[Summary] = ()) -
     """Skill evidence from memory: attempts (provider faults excluded), adjusted by verdicts."""
     verdicts = {r.ref: VERDICT_SCORES[r.outcome] for r in records
                 if r.kind == "verdict" and r.outcome in VERDICT_SCORES}
+    # A cascade is the attempts of one run: a model's first try in a later run of the same
+    # task is independent of what failed in an earlier run.
     attempts = sorted((r for r in records if r.kind == "attempt"
-                       and r.outcome != "provider_fault"), key=lambda r: (r.task, r.attempt, r.ts))
-    out, failed_before, task = [], [], None
+                       and r.outcome != "provider_fault"),
+                      key=lambda r: (r.task, r.run, r.attempt, r.ts))
+    out: list[Observation] = []
+    failed_before: list[str] = []
+    cascade: tuple[str, str] | None = None
     for r in attempts:
-        if r.task != task:
-            task, failed_before = r.task, []
+        if (r.task, r.run) != cascade:
+            cascade, failed_before = (r.task, r.run), []
         score = verdicts.get(r.id, 1.0) if r.passed else 0.0
         out.append(Observation(r.task, r.features, r.model, score, r.cost_usd or None,
                                after=tuple(failed_before)))
@@ -193,6 +198,25 @@ class OutcomeTable:
         col = self.col_of.get(model)
         bit = 0 if col is None else 1 << col
         return (self.failed_mask(row) & ~bit) == 0
+
+    def same_task(self, task: str, query: np.ndarray, threshold: float) -> tuple[int, float]:
+        """The row of `task` (similarity 1), else the most similar row if at least
+        `threshold` similar; (-1, 0.0) when there is none."""
+        row = self.row_of.get(task)
+        if row is not None:
+            return row, 1.0
+        if not self.n_rows:
+            return -1, 0.0
+        sims = self.similarities(query)
+        best = int(np.argmax(sims))
+        return (best, float(sims[best])) if sims[best] >= threshold else (-1, 0.0)
+
+    def verified_on(self, row: int) -> dict[str, float]:
+        """Models whose tries on one past task mostly verified (a rejected PR counts against),
+        with their mean score."""
+        count, score = self.count.data[row], self.score.data[row]
+        return {m: float(score[c] / count[c]) for m, c in self.col_of.items()
+                if count[c] > 0 and score[c] / count[c] >= 0.5}
 
     @property
     def n_rows(self) -> int:
