@@ -37,8 +37,10 @@ from acr_bot.verify.docker import DockerSandbox, stray_containers
 
 try:
     from tests.support import dockerd
+    from tests.support.action_image import build_action_image
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
     from support import dockerd  # type: ignore[no-redef]
+    from support.action_image import build_action_image  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.docker
 
@@ -511,3 +513,25 @@ def test_app_fix_end_to_end_in_docker(docker_client: docker.DockerClient, make_r
     assert [(r.model, r.outcome) for r in records] == [
         ("replay/cheap", "tests_failed"), ("replay/strong", "passed")]
     assert json.loads(memory_file.read_text())["records"]
+
+
+def test_the_command_runs_whatever_the_images_entrypoint(
+        docker_client: docker.DockerClient, make_repo, make_replay, tmp_path: Path) -> None:
+    # acr-bot's own action image: its ENTRYPOINT is entrypoint.py, which answers
+    # "not running inside GitHub Actions" to anything passed as arguments.
+    image, _, _ = build_action_image(docker_client)
+    assert docker_client.images.get(image).attrs["Config"]["Entrypoint"]
+    repo = make_repo({"calc.py": CALC, "test_calc.py": TESTS, ".gitignore": "__pycache__/\n"})
+    right = "Multiply.\n\n" + format_edits(make_edits("calc.py", CALC, FIXED))
+    settings = replace(Settings(), models=("replay/strong",), replay_file=make_replay(
+        {"strong": [right]}), test_command="python3 -m unittest -v", llm_retries=0,
+        sandbox="docker", sandbox_image=image, test_timeout=60)
+
+    result = app.fix(repo, app.task_from_text("mul() adds instead of multiplying"), settings,
+                     memory_file=tmp_path / "memory.json")
+
+    assert result.baseline is not None
+    assert "not running inside GitHub Actions" not in result.baseline.output
+    assert "FAILED (failures=1)" in result.baseline.output, result.baseline.output
+    assert result.outcome == "fixed", (result.reason, [a.detail for a in result.attempts])
+    assert result.final is not None and "Ran 2 tests" in result.final.output

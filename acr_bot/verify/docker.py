@@ -111,8 +111,10 @@ class DockerSandbox:
         snapshot image of the finished container."""
         if not workdir.is_dir():
             raise VerifyError(f"cannot run the tests: {workdir} is not a directory")
+        # The entrypoint is replaced, not inherited: with an image that has one (a CI image,
+        # acr-bot's own action image), the command would only be its arguments.
         container = self.client.containers.create(
-            image, ["/bin/sh", "-c", command], working_dir=WORKDIR, detach=True,
+            image, [command], entrypoint=["/bin/sh", "-c"], working_dir=WORKDIR, detach=True,
             environment={"PYTEST_ADDOPTS": f"--junitxml={JUNIT}", "CI": "true",
                          "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
             network_disabled=not network, labels={LABEL: "1"}, cap_drop=["ALL"],
