@@ -21,6 +21,8 @@ CONFIG_FILE = ".github/acr-bot.yml"
 DEFAULT_MODELS = ("gpt-5-mini", "claude-sonnet-4-6", "gpt-5.4")
 DEFAULT_PROTECTED = (".github/**",)
 POLICIES = ("learned", "frozen", "cheapest-first", "best-first", "static-table", "random")
+# Repository roles, lowest first (GitHub's collaborator permission endpoint, `role_name`).
+ROLES = ("read", "triage", "write", "maintain", "admin")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Settings:
     memory_repo: str | None = None
     draft: bool = True
     auto_revise: bool = False
+    # Roles whose comment commands and review verdicts count (asked from the API per actor).
+    allowed_permission: tuple[str, ...] = ("write", "maintain", "admin")
 
     @property
     def protected(self) -> tuple[str, ...]:
@@ -115,6 +119,14 @@ def _list(value: Any) -> tuple[str, ...]:
     return tuple(p.strip() for p in str(value).replace("\n", ",").split(",") if p.strip())
 
 
+def _roles(value: Any) -> tuple[str, ...]:
+    roles = _list(value)
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise ValueError(f"expected roles among {', '.join(ROLES)}, got {value!r}")
+    return roles
+
+
 def _choice(*allowed: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = str(value).strip()
@@ -139,7 +151,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "observation_bytes": _positive_int, "context_window": _positive_int,
     "trajectory_dir": lambda v: Path(v) if _str(v) else None,
     "trigger_label": str, "command_prefix": str, "memory_branch": str, "memory_repo": _str,
-    "draft": _bool, "auto_revise": _bool,
+    "draft": _bool, "auto_revise": _bool, "allowed_permission": _roles,
 }
 
 

@@ -270,19 +270,85 @@ def test_fix_command_by_a_member_is_fixed(world: World, make_replay) -> None:
     assert world.memory() is not None and len(world.memory().records) == 1
 
 
-@pytest.mark.parametrize("association", ["CONTRIBUTOR", "NONE", "FIRST_TIME_CONTRIBUTOR"])
-def test_fix_command_by_an_outsider_is_refused(world: World, association: str) -> None:
-    before = git(world.origin, "for-each-ref")
-    outcome = world.run("issue_comment", comment("/acr fix", association))
+PERMISSION_PATH = rf"^/repos/{REPO}/collaborators/([^/]+)/permission$"
 
-    assert outcome.outcome == "refused"
+
+def org_comment(body: str) -> dict[str, Any]:
+    """A comment by an organisation member (the organisation-owned repository's payload)."""
+    payload = load_fixture("issue_comment/created.with-organization.payload.json")
+    payload["comment"]["body"] = body
+    payload["comment"]["author_association"] = "MEMBER"
+    payload["issue"]["title"] = demo.TASK.splitlines()[0]
+    payload["issue"]["body"] = demo.TASK
+    payload["repository"] = load_fixture("issues/labeled.payload.json")["repository"]
+    return payload
+
+
+@pytest.mark.parametrize(("command", "association", "role"), [
+    ("/acr fix", "COLLABORATOR", "read"),  # a read-only collaborator
+    ("/acr explain", "COLLABORATOR", "read"),
+    ("/acr fix", "MEMBER", "read"),  # a read-only organisation member
+    ("/acr explain", "MEMBER", "triage"),
+    ("/acr fix", "OWNER", None),  # the API does not know the user: none
+    ("/acr fix", "NONE", "read"),
+])
+def test_a_command_without_write_permission_is_refused(world: World, command: str,
+                                                       association: str,
+                                                       role: str | None) -> None:
+    payload = org_comment(command) if association == "MEMBER" else comment(command, association)
+    actor = payload["comment"]["user"]["login"]
+    world.fake.permissions.pop(actor, None)
+    if role:
+        world.fake.permissions[actor] = role
+    before = git(world.origin, "for-each-ref")
+
+    outcome = world.run("issue_comment", payload)
+
+    assert outcome.outcome == "refused", world.log
+    assert f"@{actor} has {role or 'none'} permission" in outcome.message
     [note] = world.fake.comments
     assert note["issue"] == 1
-    assert "only owners, members and collaborators" in note["body"]
+    assert "only users with write or maintain or admin permission" in note["body"]
     assert len(note["body"]) < 200
-    assert [m for m, _, _ in world.fake.requests] == ["POST"]  # the comment, nothing else
-    assert git(world.origin, "for-each-ref") == before  # no branch, no memory write
+    # one question to the API, then the refusal: no model, no branch, no memory write
+    assert [(m, p) for m, p, _ in world.fake.requests] == [
+        ("GET", f"/repos/{REPO}/collaborators/{actor}/permission"),
+        ("POST", f"/repos/{REPO}/issues/1/comments")]
+    assert git(world.origin, "for-each-ref") == before
     assert world.outputs()["outcome"] == "refused"
+
+
+@pytest.mark.parametrize("role", ["write", "maintain", "admin", "my-custom-writer"])
+def test_a_command_by_a_writer_counts_whatever_the_association(world: World, make_replay,
+                                                               role: str) -> None:
+    # author_association says CONTRIBUTOR (a private org member can look like that): the API
+    # decides. A custom role counts by its base permission (write, in the fake).
+    world.fake.permissions["Codertocat"] = role
+    replay = make_replay({"cheap": [], "strong": []})
+    outcome = world.run("issue_comment", comment("/acr explain", "CONTRIBUTOR"), replay,
+                        INPUT_MODELS="replay/cheap,replay/strong")
+
+    assert outcome.outcome == "explained", world.log
+    assert len(world.fake.calls("GET", PERMISSION_PATH)) == (
+        2 if role == "my-custom-writer" else 1)
+
+
+def test_allowed_permission_is_configurable(world: World) -> None:
+    world.fake.permissions["Codertocat"] = "write"
+    outcome = world.run("issue_comment", comment("/acr fix", "OWNER"),
+                        **{"INPUT_ALLOWED-PERMISSION": "maintain,admin"})
+
+    assert outcome.outcome == "refused", world.log
+    assert "maintain or admin is needed" in outcome.message
+
+
+def test_the_permission_api_failing_refuses_nothing_silently(world: World) -> None:
+    world.fake.fail("GET", PERMISSION_PATH, 500, times=10)
+    outcome = world.run("issue_comment", comment("/acr fix", "OWNER"))
+
+    assert outcome.outcome == "error", world.log
+    assert "GitHub API: permission of Codertocat failed" in outcome.message
+    assert world.fake.calls("POST", r"/pulls$") == [] and world.memory_commits() == 0
 
 
 @pytest.mark.parametrize("user", [{"login": "github-actions[bot]", "type": "Bot"},
@@ -554,7 +620,24 @@ def test_changes_requested_records_a_verdict(world: World) -> None:
     [record] = world.memory().records
     assert (record.kind, record.outcome, record.ref) == ("verdict", "changes_requested",
                                                          "feedfacefeedface")
-    assert world.fake.requests == []
+    assert [(m, p) for m, p, _ in world.fake.requests] == [
+        ("GET", f"/repos/{REPO}/collaborators/ocombe/permission")]
+
+
+@pytest.mark.parametrize("role", ["read", "triage", None])
+def test_a_review_without_write_permission_records_nothing(world: World,
+                                                           role: str | None) -> None:
+    world.fake.permissions.pop("ocombe")
+    if role:
+        world.fake.permissions["ocombe"] = role
+    payload = review(101, "feedfacefeedface", "test2")
+    assert payload["review"]["author_association"] == "OWNER"  # says nothing: the API decides
+
+    outcome = world.run("pull_request_review", payload)
+
+    assert outcome.outcome == "ignored", world.log
+    assert f"review not counted: @ocombe has {role or 'none'} permission" in outcome.message
+    assert world.memory_commits() == 0 and world.fake.comments == []
 
 
 def test_changes_requested_with_auto_revise_also_revises(world: World, make_replay) -> None:

@@ -168,18 +168,36 @@ def test_fix_command_by_a_trusted_user(association: str) -> None:
     assert action.issue.number == 1
 
 
-@pytest.mark.parametrize("association", ["CONTRIBUTOR", "NONE", "FIRST_TIMER",
-                                         "FIRST_TIME_CONTRIBUTOR", "MANNEQUIN"])
-def test_fix_command_by_anyone_else_is_refused(association: str) -> None:
-    action = classify("issue_comment", comment("/acr fix", association))
-    assert isinstance(action, Refuse) and action.number == 1
-    assert "only owners, members and collaborators" in action.reason
+@pytest.mark.parametrize("association", ["OWNER", "COLLABORATOR", "CONTRIBUTOR", "NONE",
+                                         "FIRST_TIME_CONTRIBUTOR", None])
+def test_a_command_carries_its_author_for_the_permission_check(association: str | None
+                                                                ) -> None:
+    # author_association decides nothing (a read-only collaborator is a COLLABORATOR): the
+    # author's login goes to flows.py, which asks the API for their permission.
+    payload = comment("/acr fix", association or "")
+    if association is None:
+        del payload["comment"]["author_association"]
+    action = classify("issue_comment", payload)
+    assert isinstance(action, FixIssue) and action.actor == "Codertocat"
+    explain = classify("issue_comment", comment("/acr explain", association or ""))
+    assert isinstance(explain, Explain) and explain.actor == "Codertocat"
 
 
-def test_fix_command_without_an_association_is_refused() -> None:
+def test_a_label_needs_no_permission_check() -> None:
+    payload = load_fixture("issues/labeled.payload.json")
+    payload["label"]["name"] = "acr:fix"
+    action = classify("issues", payload)
+    assert isinstance(action, FixIssue) and action.actor is None
+
+
+def test_a_command_without_any_author_login_is_an_error() -> None:
     payload = comment("/acr fix")
-    del payload["comment"]["author_association"]
-    assert isinstance(classify("issue_comment", payload), Refuse)
+    del payload["comment"]["user"]["login"]
+    action = classify("issue_comment", payload)
+    assert isinstance(action, FixIssue) and action.actor == payload["sender"]["login"]
+    del payload["sender"]
+    with pytest.raises(EventError, match="sender.login"):
+        classify("issue_comment", payload)
 
 
 @pytest.mark.parametrize("user", [
@@ -206,12 +224,13 @@ def test_revise_on_a_pull_request() -> None:
     payload = comment("/acr revise  use statistics.median\nand keep the docstring", "MEMBER",
                       ON_PR)
     action = classify("issue_comment", payload)
-    assert action == Revise(1, "use statistics.median\nand keep the docstring", 453012966)
+    assert action == Revise(1, "use statistics.median\nand keep the docstring", 453012966,
+                            actor="jakebolam")
 
 
 def test_revise_with_the_instructions_on_the_next_line() -> None:
     action = classify("issue_comment", comment("/acr revise\nkeep it short", "MEMBER", ON_PR))
-    assert action == Revise(1, "keep it short", 453012966)
+    assert action == Revise(1, "keep it short", 453012966, actor="jakebolam")
 
 
 def test_revise_without_instructions_has_a_default() -> None:
@@ -231,7 +250,8 @@ def test_revise_on_an_issue_and_fix_on_a_pr_are_refused_with_usage() -> None:
 def test_explain(relative: str, is_pr: bool) -> None:
     payload = comment("/acr explain", "COLLABORATOR", relative)
     action = classify("issue_comment", payload)
-    assert action == Explain(1, is_pr, payload["issue"]["title"], payload["issue"]["body"] or "")
+    assert action == Explain(1, is_pr, payload["issue"]["title"], payload["issue"]["body"] or "",
+                             actor=payload["comment"]["user"]["login"])
 
 
 @pytest.mark.parametrize("body", ["/acrobat fix", "/acr-fix", "please /acr fix", "",
@@ -352,7 +372,8 @@ def test_changes_requested_on_a_bot_pr_records_a_verdict() -> None:
     action = classify("pull_request_review", payload)
     assert action == RecordVerdict(35, "changes_requested",
                                    {"task": "gh:o/r#1", "attempt": "abc", "model": "m"},
-                                   "acr/issue-1", revise=False, review_body="test2")
+                                   "acr/issue-1", revise=False, review_body="test2",
+                                   actor="ocombe")
 
 
 def test_changes_requested_revises_only_with_auto_revise() -> None:
@@ -364,14 +385,20 @@ def test_changes_requested_revises_only_with_auto_revise() -> None:
     lambda r: r.__setitem__("author_association", "CONTRIBUTOR"),
     lambda r: r.__setitem__("author_association", "NONE"),
     lambda r: r.pop("author_association"),
-    lambda r: r.__setitem__("author_association", ["OWNER"]),  # mistyped: not trusted
-    lambda r: r["user"].__setitem__("type", "Bot"),
+    lambda r: r.__setitem__("author_association", ["OWNER"]),
 ])
-def test_a_review_by_an_outsider_or_a_bot_is_ignored(change: Any) -> None:
+def test_a_review_carries_its_author_whatever_the_association(change: Any) -> None:
     payload = bot_pr(ANGULAR, wrapped=True)
     change(payload["review"])
-    assert classify("pull_request_review", payload) == Ignore(
-        "review is not by an owner, member or collaborator")
+    action = classify("pull_request_review", payload)
+    assert isinstance(action, RecordVerdict) and action.actor == "ocombe"
+
+
+def test_a_review_by_a_bot_is_ignored() -> None:
+    payload = bot_pr(ANGULAR, wrapped=True)
+    payload["review"]["user"]["type"] = "Bot"
+    action = classify("pull_request_review", payload)
+    assert isinstance(action, Ignore) and "bot" in action.reason
 
 
 def test_an_approval_of_a_bot_pr_needs_nothing() -> None:

@@ -41,6 +41,7 @@ PATHS = [
     "/repos/{owner}/{repo}/actions/runs/{run_id}",
     "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
     "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs",
+    "/repos/{owner}/{repo}/collaborators/{username}/permission",
 ]
 
 
@@ -153,6 +154,22 @@ def test_contract_jobs_and_log_download(contract_gh: GitHub, exchanges: Exchange
     assert urlsplit(blob).hostname == "pipelines.actions.githubusercontent.com"
     assert api_headers["Authorization"] == f"Bearer {TOKEN}"
     assert "Authorization" not in headers  # the token never goes to the storage host
+
+
+def test_contract_the_actors_permission(contract_gh: GitHub, exchanges: Exchange) -> None:
+    # The spec's example answers role_name "admin"; asked once per user per run.
+    assert contract_gh.permission("octocat") == "admin"
+    assert contract_gh.permission("octocat") == "admin"
+    exchanges.check()
+    assert [(m, urlsplit(u).path) for m, u, *_ in exchanges.seen] == [
+        ("GET", "/repos/octocat/Hello-World/collaborators/octocat/permission")]
+
+
+def test_a_login_that_is_no_login_never_reaches_a_url(fake: FakeGitHub) -> None:
+    client = GitHub(TOKEN, REPO, fake.api_url, retries=0, write_delay=0, read_delay=0)
+    assert client.permission("../../admin") == "none"
+    assert client.permission("") == "none"
+    assert fake.requests == []
 
 
 def test_contract_an_invalid_request_would_be_caught(prism_url: str) -> None:

@@ -8,6 +8,7 @@ looks again after a failure instead of blindly retrying.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,6 +23,8 @@ T = TypeVar("T")
 # Safe to repeat: reads, and writes that set state rather than add to it.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 MAX_LOG_BYTES = 5_000_000  # of each job log: its last 5 MB
+ROLES = frozenset({"read", "triage", "write", "maintain", "admin"})
+LOGIN_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?")
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class GitHub:
         self._api_url = api_url.rstrip("/")
         self._token = token
         self._timeout = timeout
+        self._permissions: dict[str, str] = {}
 
     def _call(self, what: str, func: Callable[[], T], rate_limit_tries: int = 3) -> T:
         from github import GithubException
@@ -138,6 +142,32 @@ class GitHub:
                                   f"{exc.status}: {_message(exc.data)}") from None
         except OSError as exc:  # connection errors, timeouts, retries used up
             raise GitHubError(f"GitHub API: unlabel #{number} failed: {exc}") from None
+
+    # --- who may command the bot ---------------------------------------------------------------
+
+    def permission(self, username: str) -> str:
+        """The user's role on the repository: read, triage, write, maintain, admin, or none.
+        Asked once per user per run.
+
+        GET /repos/{o}/{r}/collaborators/{username}/permission"""
+        if username not in self._permissions:
+            self._permissions[username] = self._ask_permission(username)
+        return self._permissions[username]
+
+    def _ask_permission(self, username: str) -> str:
+        if not LOGIN_RE.fullmatch(username):
+            return "none"  # not a GitHub login: it never reaches a URL
+        try:
+            role = self._call(f"permission of {username}",
+                              lambda: self._repo.get_collaborator_role_name(username))
+            if role not in ROLES:  # a custom role: its base permission (admin/write/read)
+                role = self._call(f"permission of {username}",
+                                  lambda: self._repo.get_collaborator_permission(username))
+        except GitHubError as exc:
+            if "HTTP 404" in str(exc):  # no such user
+                return "none"
+            raise
+        return role if role in ROLES else "none"
 
     # --- pull requests ---------------------------------------------------------------------
 

@@ -1,7 +1,10 @@
 """GitHub event payloads -> what the bot should do. Pure functions: no I/O, no API calls.
 
 Every payload is untrusted input: a missing or mistyped field is an EventError naming it,
-never a KeyError deep inside the bot.
+never a KeyError deep inside the bot. Who may command the bot is not decided here: a comment
+command or a review carries its author's login (`actor`), and flows.py asks the API for
+that user's permission on the repository (`author_association` says nothing reliable about
+it: a read-only collaborator is a COLLABORATOR).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from typing import Any
 
 from acr_bot.errors import EventError
 
-TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 BOT_BRANCH_PREFIX = "acr/"
 MARKER_RE = re.compile(r"<!--\s*acr-bot\s+(.*?)-->", re.DOTALL)
 MAX_BODY = 60_000  # characters of issue text kept; a 5 MB body is cut, not choked on
@@ -36,6 +38,7 @@ class FixIssue:
     trigger: str  # "label" or "comment"
     label: str | None = None  # the trigger label, removed when done
     comment_id: int | None = None
+    actor: str | None = None  # whose permission to check (a comment's author)
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Revise:
     pr_number: int
     instructions: str
     comment_id: int | None = None
+    actor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Explain:
     is_pr: bool
     title: str
     body: str
+    actor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class RecordVerdict:
     head_branch: str
     revise: bool = False
     review_body: str = ""
+    actor: str | None = None  # a review's author; None for a merge or close
 
 
 @dataclass(frozen=True)
@@ -136,10 +142,13 @@ def is_bot(user: Any, bot_login: str) -> bool:
     return user.get("type") == "Bot" or login.endswith("[bot]") or login == bot_login
 
 
-def _trusted(item: Mapping[str, Any]) -> bool:
-    """Whether a comment's or review's author is an owner, member or collaborator."""
-    association = item.get("author_association")
-    return isinstance(association, str) and association in TRUSTED_ASSOCIATIONS
+def _actor(payload: Mapping[str, Any], item: Mapping[str, Any]) -> str:
+    """The login of a comment's or review's author (the event's sender, in older payloads
+    that carry no user)."""
+    user = item.get("user")
+    if isinstance(user, Mapping) and isinstance(user.get("login"), str) and user["login"]:
+        return str(user["login"])
+    return str(_get(payload, "sender.login"))
 
 
 def marker(body: str | None) -> dict[str, str]:
@@ -194,20 +203,19 @@ def _comment(payload: Mapping[str, Any], prefix: str, bot_login: str) -> Action:
     if not body.startswith(prefix) or body[len(prefix):len(prefix) + 1].strip():
         return Ignore(f"comment is not a {prefix} command")
     number = _get(payload, "issue.number", int)
-    if not _trusted(comment):
-        return Refuse(number, f"only owners, members and collaborators can run {prefix} "
-                              "commands")
+    actor = _actor(payload, comment)
     words = body[len(prefix):].split(None, 1)  # any whitespace, newlines included
     verb, rest = (words + ["", ""])[:2]
     on_pr = bool(_get(payload, "issue", Mapping).get("pull_request"))
     comment_id = comment.get("id") if isinstance(comment.get("id"), int) else None
     if verb == "fix" and not on_pr:
-        return FixIssue(_issue(payload), "comment", comment_id=comment_id)
+        return FixIssue(_issue(payload), "comment", comment_id=comment_id, actor=actor)
     if verb == "revise" and on_pr:
-        return Revise(number, rest.strip() or "Address the review comments.", comment_id)
+        return Revise(number, rest.strip() or "Address the review comments.", comment_id,
+                      actor=actor)
     if verb == "explain":
         issue = _issue(payload)
-        return Explain(number, on_pr, issue.title, issue.body)
+        return Explain(number, on_pr, issue.title, issue.body, actor=actor)
     usage = f"{prefix} fix (on an issue), {prefix} revise <instructions> (on a bot PR), " \
             f"{prefix} explain"
     return Refuse(number, f"unknown command {verb!r} here; use {usage}")
@@ -270,9 +278,9 @@ def _review(payload: Mapping[str, Any], auto_revise: bool, bot_login: str) -> Ac
         return Ignore("reviewed pull request was not opened by acr-bot")
     number, head, fields = found
     review = payload["review"]
-    if not _trusted(review) or is_bot(review.get("user"), bot_login):
-        # An outsider's review must not bias routing.
-        return Ignore("review is not by an owner, member or collaborator")
-    revise = auto_revise
-    return RecordVerdict(number, "changes_requested", fields, head, revise=revise,
-                         review_body=_text(review.get("body")))
+    if is_bot(review.get("user"), bot_login):
+        return Ignore("review by a bot (the bot never answers bots, itself included)")
+    # Whether the reviewer may bias routing is the API's answer (flows.py), not the payload's.
+    return RecordVerdict(number, "changes_requested", fields, head, revise=auto_revise,
+                         review_body=_text(review.get("body")),
+                         actor=_actor(payload, review))

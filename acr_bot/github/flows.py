@@ -192,11 +192,35 @@ def handle(ctx: ActionContext, settings: Settings, console: Console,
     if isinstance(action, Refuse):
         job.comment(action.number, f"acr-bot: {action.reason}.")
         return ActionOutcome("refused", action.reason)
+    denied = _not_permitted(job, action)
+    if denied is not None:
+        return denied
     handler = {FixIssue: fix_issue, Revise: revise, Explain: explain, FixCI: fix_ci,
                RecordVerdict: record_verdict}[type(action)]
     job.load_memory()
     with _saving(job):
         return handler(job, action)
+
+
+def _not_permitted(job: Job, action: Any) -> ActionOutcome | None:
+    """A comment command or a review counts only if the API says its author's role on the
+    repository is allowed (author_association would let a read-only collaborator in)."""
+    actor = getattr(action, "actor", None)
+    if actor is None:
+        return None
+    allowed = job.settings.allowed_permission
+    role = job.gh.permission(actor)
+    if role in allowed:
+        return None
+    reason = (f"@{actor} has {role} permission on this repository; "
+              f"{' or '.join(allowed)} is needed")
+    if isinstance(action, RecordVerdict):  # a review: not worth a comment, just not counted
+        return ActionOutcome("ignored", f"review not counted: {reason}")
+    number = action.issue.number if isinstance(action, FixIssue) else (
+        action.pr_number if isinstance(action, Revise) else action.number)
+    job.comment(number, f"acr-bot: only users with {' or '.join(allowed)} permission can run "
+                        f"{job.settings.command_prefix} commands here.")
+    return ActionOutcome("refused", reason)
 
 
 def _github(ctx: ActionContext) -> Any:

@@ -16,6 +16,10 @@ from typing import Any
 from werkzeug import Request, Response
 
 
+MAINTAINERS = {"Codertocat": "admin", "jakebolam": "write", "ocombe": "maintain",
+               "maintainer": "write"}
+
+
 @dataclass
 class Fault:
     method: str
@@ -46,6 +50,10 @@ class FakeGitHub:
         self.jobs: dict[int, list[dict[str, Any]]] = {}
         self.logs: dict[int, str] = {}
         self.reviews: dict[int, list[dict[str, Any]]] = {}
+        # login -> role_name (read, triage, write, maintain, admin or a custom role's name);
+        # a login not here is not a GitHub user (404), as for a made-up name. The authors of
+        # the fixtures' comments and reviews maintain the repository unless a test says not.
+        self.permissions: dict[str, str] = dict(MAINTAINERS)
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, Any]] = []
         self.headers: list[dict[str, str]] = []  # each request's headers, as self.requests
@@ -135,6 +143,8 @@ class FakeGitHub:
             ("GET", rf"^{repo}/actions/runs/(\d+)/jobs$", lambda m: self._jobs(m)),
             ("GET", rf"^{repo}/actions/jobs/(\d+)/logs$", lambda m: self._log_redirect(m)),
             ("GET", r"^/blob/logs/(\d+)$", lambda m: self._log(m)),
+            ("GET", rf"^{repo}/collaborators/([^/]+)/permission$",
+             lambda m: self._permission(m)),
         ]
         for method, pattern, action in routes:
             match = re.match(pattern, path)
@@ -217,6 +227,20 @@ class FakeGitHub:
         pr = self.pulls[int(m.group(1))]
         pr.update({k: v for k, v in body.items() if k in ("title", "body", "state")})
         return pr
+
+    def _permission(self, m: re.Match[str]) -> Any:
+        login = m.group(1)
+        role = self.permissions.get(login)
+        if role is None:
+            return Response(json.dumps({"message": "Not Found"}), 404,
+                            {"Content-Type": "application/json"})
+        # `permission` is the legacy field: maintain reads as write, triage as read, and a
+        # custom role as its base (here: write).
+        legacy = {"maintain": "write", "triage": "read"}.get(role, role)
+        if legacy not in ("admin", "write", "read", "none"):
+            legacy = "write"
+        return {"permission": legacy, "role_name": role,
+                "user": {"login": login, "id": 1, "type": "User"}}
 
     def _reviews(self, m: re.Match[str]) -> list[dict[str, Any]]:
         return self.reviews.get(int(m.group(1)), [])
