@@ -535,3 +535,11 @@ def test_the_command_runs_whatever_the_images_entrypoint(
     assert "FAILED (failures=1)" in result.baseline.output, result.baseline.output
     assert result.outcome == "fixed", (result.reason, [a.detail for a in result.attempts])
     assert result.final is not None and "Ran 2 tests" in result.final.output
+    # The agent harness's container too (it idles in `sleep`, commands come by exec).
+    sandbox = DockerSandbox(image, timeout=30)
+    shell = sandbox.session(repo)
+    try:
+        assert shell.exec("echo from-the-shell", 10, 1000).output.strip() == "from-the-shell"
+    finally:
+        shell.close()
+        sandbox.close()

@@ -178,7 +178,8 @@ class DockerShell:
             raise VerifyError(f"cannot start the agent's container: {workdir} is not a directory")
         self.sandbox, self.workdir = sandbox, workdir
         self.container = sandbox.client.containers.create(
-            sandbox._run_image, ["sleep", "infinity"], working_dir=WORKDIR, detach=True,
+            sandbox._run_image, ["infinity"], entrypoint=["sleep"], working_dir=WORKDIR,
+            detach=True,
             init=True, environment=_AGENT_ENV, network_disabled=True, labels={LABEL: "1"},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"], **sandbox.limits)
