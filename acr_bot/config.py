@@ -33,6 +33,7 @@ class Settings:
     test_command: str | None = None  # None: detected from the repo
     setup_command: str | None = None
     protected_paths: tuple[str, ...] = ()  # added to DEFAULT_PROTECTED
+    test_paths: tuple[str, ...] = ()  # added to verify.patch.DEFAULT_TEST_PATHS
     max_attempts: int = 3
     max_cost_usd: float = 2.00
     daily_max_cost_usd: float | None = None
@@ -138,7 +139,7 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
-    "test_command": _str, "setup_command": _str, "protected_paths": _list,
+    "test_command": _str, "setup_command": _str, "protected_paths": _list, "test_paths": _list,
     "max_attempts": _positive_int, "max_cost_usd": _non_negative,
     "daily_max_cost_usd": _optional_float, "memory_path": str, "policy": _choice(*POLICIES),
     "cost_weight": _non_negative, "seed": int, "test_timeout": _non_negative,

@@ -118,7 +118,8 @@ class Verdict:
 
     passed: bool
     reason: str  # one line, for humans and for the model
-    run: TestRun
+    run: TestRun  # the run that decided (exit_code -1: rejected before any test ran)
+    tests_changed: tuple[str, ...] = ()  # test paths the patch changed (the PR lists them)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ class Attempt:
     steps: int = 0  # shell commands the agent ran
     commands: tuple[str, ...] = ()  # those commands, for the PR body
     trajectory: str = ""  # path of the attempt's transcript JSON, when one was written
+    tests_changed: tuple[str, ...] = ()  # test files and test config the patch changed
 
     @property
     def passed(self) -> bool:

@@ -107,6 +107,11 @@ def pr_body(result: FixResult, marker: str, prefix: str = "/acr",
     """The pull request body: what changed, why this model, attempts, evidence, feedback."""
     index, winner = next((i, a) for i, a in enumerate(result.attempts) if a.passed)
     files = "\n".join(f"- `{f}`" for f in winner.files) or "- (none)"
+    if winner.tests_changed:
+        listed = "\n".join(f"- `{f}`" for f in winner.tests_changed)
+        files += ("\n\n**This patch also changes tests.** The verdict ran the repository's "
+                  "original tests against the patched code (they pass); the changed tests passed "
+                  f"in a second run. Review these test changes:\n{listed}")
     path = " → ".join(f"{a.model} ({a.outcome})" for a in result.attempts)
     why = (explain_decision(result.decisions[index], markdown=True)
            if index < len(result.decisions) else "")

@@ -210,6 +210,46 @@ def test_apply_whitespace_tolerant_match_dedents_replace() -> None:
     assert apply_edits(files, edits) == {"a.py": "def f():\n  return 3\n"}
 
 
+METHOD = "class A:\n    def f(self, x):\n        if x:\n            return 1\n        return 0\n"
+
+
+def test_a_search_whose_first_line_lost_its_indentation_keeps_the_replace_indented() -> None:
+    # The common model mistake: the first SEARCH (and REPLACE) line at column 0, the rest right.
+    edit = Edit("a.py", "def f(self, x):\n        if x:\n            return 1\n",
+                "def f(self, x):\n        if x:\n            return 2\n        x += 1\n")
+    new = apply_edits({"a.py": METHOD}, [edit])["a.py"]
+    assert new == ("class A:\n    def f(self, x):\n        if x:\n            return 2\n"
+                   "        x += 1\n        return 0\n")
+
+
+def test_reindenting_maps_every_level_and_new_deeper_lines() -> None:
+    # The whole block at column 0: every level shifts by the file's four spaces, new levels too.
+    edit = Edit("a.py", "if x:\n    return 1\n", "if x:\n    if x > 1:\n        return 2\n"
+                "    return 1\n")
+    new = apply_edits({"a.py": METHOD}, [edit])["a.py"]
+    assert new == ("class A:\n    def f(self, x):\n        if x:\n            if x > 1:\n"
+                   "                return 2\n            return 1\n        return 0\n")
+
+
+def test_python_that_does_not_parse_after_the_edits_is_refused_with_the_line(
+        tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text(METHOD)
+    edit = Edit("a.py", "        return 0\n", "      return 0\n")  # a dedent to no level
+    with pytest.raises(EditError) as info:
+        apply_to_tree(tmp_path, [edit], PROTECTED)
+    message = str(info.value)
+    assert message.startswith("a.py does not parse after the change: IndentationError: "
+                              "unindent does not match any outer indentation level (line 5")
+    assert "    5 |       return 0" in message and "The tests were not run" in message
+    assert (tmp_path / "a.py").read_text() == METHOD  # nothing was written
+
+
+def test_a_python_file_that_did_not_parse_before_may_still_not_parse(tmp_path: Path) -> None:
+    (tmp_path / "tpl.py").write_text("def {{name}}():\n    pass\n")  # a template, not Python
+    edit = Edit("tpl.py", "    pass\n", "    return 1\n")
+    assert apply_to_tree(tmp_path, [edit], PROTECTED) == ["tpl.py"]
+
+
 def test_apply_tolerates_trailing_whitespace() -> None:
     files = {"a.py": "x = 1   \ny = 2\n"}
     assert apply_edits(files, [Edit("a.py", "x = 1\n", "x = 5\n")]) == {"a.py": "x = 5\ny = 2\n"}

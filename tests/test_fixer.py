@@ -171,12 +171,13 @@ def test_patches_that_delete_or_skip_the_failing_test_are_rejected(repo: Path,
     without = TESTS.replace("\n\ndef test_mul():\n    assert mul(3, 4) == 12\n", "")
     skipped = TESTS.replace("def test_mul():", "@pytest.mark.skip(reason='flaky')\ndef test_mul():")
     assert without != TESTS and skipped != TESTS
+    # Each cheat comes with a wrong change to the code: the original tests judge that code.
     # The conftest cheat goes first: if the worktree were not restored after it, the real fix at
-    # the end would be judged with every test skipped, and rejected.
+    # the end would be judged with every test skipped (in the second, whole-patch run).
     replay = make_replay({
-        "a": [reply("conftest.py", None, CONFTEST_SKIP_ALL)],
-        "b": [reply("tests/test_calc.py", TESTS, without)],
-        "c": [reply("tests/test_calc.py", TESTS, skipped)],
+        "a": [reply("conftest.py", None, CONFTEST_SKIP_ALL) + "\n" + WRONG_FIX],
+        "b": [reply("tests/test_calc.py", TESTS, without) + "\n" + WRONG_FIX],
+        "c": [reply("tests/test_calc.py", TESTS, skipped) + "\n" + WRONG_FIX],
         "d": [FIX],
     })
     result = run(repo, settings_for(replay, "a", "b", "c", "d", max_attempts=4))
@@ -184,9 +185,8 @@ def test_patches_that_delete_or_skip_the_failing_test_are_rejected(repo: Path,
     assert outcomes(result) == ["tests_failed", "tests_failed", "tests_failed", "passed"]
     assert models(result) == ["replay/a", "replay/b", "replay/c", "replay/d"]
     for attempt in result.attempts[:3]:
-        assert "skipped or removed" in attempt.detail, attempt.detail
+        assert attempt.detail.startswith("with the original tests: "), attempt.detail
         assert "test_mul" in attempt.detail
-    assert "test_add" in result.attempts[0].detail or "3 tests" in result.attempts[0].detail
     # The branch holds the real fix only.
     assert git(repo, "show", f"{result.branch}:tests/test_calc.py") == TESTS.rstrip("\n")
     assert git(repo, "ls-tree", "--name-only", result.branch, "conftest.py") == ""

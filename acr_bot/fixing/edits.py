@@ -5,6 +5,7 @@ Which paths may be edited is decided in paths.py (`check_paths`, re-exported her
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Mapping, Sequence
 from difflib import SequenceMatcher
@@ -15,7 +16,7 @@ from acr_bot.errors import EditError
 from acr_bot.fixing.paths import check_paths, matches_glob
 
 __all__ = ["FORMAT_INSTRUCTIONS", "apply_edits", "apply_to_tree", "check_paths", "format_edits",
-           "make_edits", "matches_glob", "parse_edits"]
+           "make_edits", "matches_glob", "parse_edits", "python_syntax_error"]
 
 FORMAT_INSTRUCTIONS = """\
 Describe every change as a SEARCH/REPLACE block, like this:
@@ -266,24 +267,42 @@ def _closest(bodies: list[str], search: list[str]) -> tuple[int, float]:
 
 
 def _reindent(found: list[str], search: list[str], replace: list[str]) -> list[str]:
-    """Shift `replace` by the file's uniform indentation offset from `search`, if there is one."""
-    shifts = set()
-    for have, want in zip(found, search):
-        if not want.strip():
-            continue
-        have_indent, want_indent = _indent(have), _indent(want)
-        if have_indent.endswith(want_indent):
-            shifts.add(("+", have_indent[: len(have_indent) - len(want_indent)]))
-        elif want_indent.endswith(have_indent):
-            shifts.add(("-", want_indent[: len(want_indent) - len(have_indent)]))
-        else:
-            return replace
-    if len(shifts) != 1:
+    """Re-indent every REPLACE line from the text SEARCH matched (it matched ignoring
+    surrounding whitespace): each SEARCH indentation maps to the file's, and the first line,
+    the one models most often strip, maps on its own."""
+    pairs = [(_indent(want), _indent(have)) for have, want in zip(found, search) if want.strip()]
+    if not pairs:
         return replace
-    sign, prefix = shifts.pop()
-    if sign == "+":
-        return [prefix + line if line.strip() else line for line in replace]
-    return [line[len(prefix) :] if line.startswith(prefix) else line.lstrip() for line in replace]
+    table: dict[str, str] = {}
+    for want, have in [*pairs[1:], pairs[0]]:  # the first line maps last: it is the least sure
+        table.setdefault(want, have)
+    first = next((k for k, line in enumerate(replace) if line.strip()), None)
+    out = []
+    for k, line in enumerate(replace):
+        if not line.strip():
+            out.append(line)
+            continue
+        indent = _indent(line)
+        new = pairs[0][1] if k == first and indent == pairs[0][0] else _map_indent(table, indent)
+        out.append(new + line[len(indent):])
+    return out
+
+
+def _map_indent(table: dict[str, str], indent: str) -> str:
+    """`indent` in the file's terms: mapped exactly, else from the deepest mapped indentation it
+    extends, else shifted like the shallowest one."""
+    if indent in table:
+        return table[indent]
+    bases = [want for want in table if indent.startswith(want)]
+    if bases:
+        want = max(bases, key=len)
+        return table[want] + indent[len(want):]
+    want = min(table, key=len)
+    have = table[want]
+    if have.endswith(want):  # the file is deeper by a prefix: add it
+        return have[: len(have) - len(want)] + indent
+    cut = len(want) - len(have)
+    return indent[cut:] if cut > 0 and not indent[:cut].strip() else indent
 
 
 def _indent(line: str) -> str:
@@ -373,11 +392,38 @@ def apply_to_tree(root: Path, edits: Sequence[Edit], protected: Sequence[str]) -
     edits = [Edit("/".join(PurePosixPath(e.path).parts), e.search, e.replace) for e in edits]
     files = {e.path: _read(root, e.path) for e in edits}
     results = apply_edits(files, edits)
+    _check_syntax(files, results)
     for path, content in results.items():
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content.encode("utf-8"))
     return sorted(results)
+
+
+def _check_syntax(before: Mapping[str, str | None], after: Mapping[str, str]) -> None:
+    """Raise EditError when a Python file that parsed before the edits no longer does."""
+    for path, content in after.items():
+        if not path.endswith(".py"):
+            continue
+        problem = python_syntax_error(path, content)
+        if problem and not python_syntax_error(path, before.get(path) or ""):
+            raise EditError(f"{problem}\nNone of the edits was applied: reply with corrected "
+                            "SEARCH/REPLACE blocks for ALL your changes.")
+
+
+def python_syntax_error(path: str, text: str) -> str | None:
+    """`path` does not parse: the error, its line number and the line itself; else None."""
+    try:
+        ast.parse(text, filename=path)
+    except SyntaxError as exc:
+        line = (exc.text or "").rstrip("\n")
+        shown = f"\n{exc.lineno:>5} | {line}" if exc.lineno and line else ""
+        return (f"{path} does not parse after the change: {type(exc).__name__}: {exc.msg} "
+                f"(line {exc.lineno}; the number and '|' are not part of the file):{shown}\n"
+                "The tests were not run: fix the indentation or syntax of that line.")
+    except ValueError:  # NUL bytes
+        return f"{path} does not parse after the change: it contains NUL bytes."
+    return None
 
 
 def _check_size(edits: Sequence[Edit]) -> None:

@@ -44,7 +44,8 @@ from acr_bot.report import run_summary
 from acr_bot.routing.base import Outcome, Policy, RouteTask
 from acr_bot.routing.cascade import Cascade
 from acr_bot.routing.features import task_features
-from acr_bot.verify.local import Sandbox, failure_feedback, judge
+from acr_bot.verify.local import Sandbox, failure_feedback
+from acr_bot.verify.verdict import baseline_problem, named_tests, verify_workspace
 
 
 class Caller(Protocol):
@@ -65,6 +66,7 @@ class FixJob:
     prices: Mapping[str, Price | None] = field(default_factory=dict)
     setup_command: str | None = None
     protected: Sequence[str] = (".github/**",)
+    test_paths: Sequence[str] = ()  # globs added to the default test paths (verify/patch.py)
     max_attempts: int = 3
     max_cost_usd: float = 2.0
     context_tokens: int = 24_000
@@ -96,6 +98,7 @@ class _State:
     records: list[Record] = field(default_factory=list)
     final: TestRun | None = None
     keep: tuple[str, ...] = ()  # untracked files the setup command made: restores keep them
+    named: tuple[str, ...] = ()  # test ids the task names: they must run and pass
 
     @property
     def route(self) -> RouteTask:
@@ -148,13 +151,15 @@ def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
         return FixResult(task, "gave_up", "the test command timed out before any change: "
                          "raise test_timeout or narrow --test-cmd", job.test_command,
                          baseline=baseline)
+    if problem := baseline_problem(baseline, tree.path, task.text):
+        return FixResult(task, "gave_up", problem, job.test_command, baseline=baseline)
     paths = GitRepo(tree.path).ls_files()
     context = build_context(tree.path, task.text, paths, failing=sorted(baseline.failed_ids),
                             test_output=baseline.output, budget_tokens=job.context_tokens)
     features = task_features(task, context.libraries, context.languages)
     tree.restore(keep)  # the baseline run may leave files behind
     cascade = Cascade(job.policy, RouteTask(task.id, features), job.max_attempts)
-    return _State(tree, baseline, context, cascade, keep=keep)
+    return _State(tree, baseline, context, cascade, keep=keep, named=named_tests(task.text))
 
 
 def _expected_cost(job: FixJob, state: _State, arm: str) -> float | None:
@@ -261,13 +266,16 @@ def _verify(job: FixJob, state: _State, result: AttemptResult, attempt: Attempt,
             started: float) -> Attempt:
     """Run the tests on the changed worktree and judge them against the baseline."""
     diff = state.worktree.diff(result.files)
-    run = job.sandbox.run(job.test_command, state.worktree.path)
-    verdict = judge(state.baseline, run)
+    verdict = verify_workspace(state.baseline, state.worktree, job.sandbox, job.test_command,
+                               keep=state.keep, test_paths=job.test_paths, named=state.named,
+                               files=result.files)
+    run = verdict.run
     seconds = time.monotonic() - started
     if verdict.passed:
         state.final = run
         return replace(attempt, outcome="passed", seconds=seconds, counts=run.counts,
-                       detail=verdict.reason, diff=diff, files=result.files)
+                       detail=verdict.reason, diff=diff, files=result.files,
+                       tests_changed=verdict.tests_changed)
     feedback = (f"Your edits applied:\n```diff\n{diff[:2000]}\n```\nbut verification failed.\n"
                 + failure_feedback(verdict, FEEDBACK_LIMIT))
     return replace(attempt, outcome="tests_failed", seconds=seconds, counts=run.counts,

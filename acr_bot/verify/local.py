@@ -24,6 +24,7 @@ __all__ = [
     "Shell",
     "clean_output",
     "detect_test_command",
+    "src_layout",
     "failure_feedback",
     "judge",
     "run_command",
@@ -39,6 +40,7 @@ _PYTEST_CONFIGS = (
     ("setup.cfg", re.compile(r"^\s*\[tool:pytest\]", re.MULTILINE)),
     ("tox.ini", re.compile(r"^\s*\[pytest\]", re.MULTILINE)),
 )
+_PYTHONPATH = re.compile(r"^\s*pythonpath\s*=", re.MULTILINE)
 # `test:` or `lint test:`, but not the assignments `test := x` or `test ::= x`.
 _MAKE_TEST = re.compile(
     r"^(?:[\w./-]+[ \t]+)*test(?:[ \t]+[\w./-]+)*[ \t]*(?::(?![:=])|::(?!=))", re.MULTILINE
@@ -48,13 +50,34 @@ _MAKE_TEST = re.compile(
 def detect_test_command(root: Path) -> str | None:
     """The command that runs the repo's tests, guessed from its files; None if none is known."""
     checks = (
-        (_uses_pytest, PYTEST_COMMAND),
+        (_uses_pytest, _pytest_command(root)),
         (_has_npm_test, "npm test"),
         (lambda r: (r / "go.mod").is_file(), "go test ./..."),
         (lambda r: (r / "Cargo.toml").is_file(), "cargo test"),
         (_has_make_test, "make test"),
+        (lambda r: "[testenv" in _read(r / "tox.ini"), "tox"),
+        (lambda r: (r / "noxfile.py").is_file(), "nox"),
     )
     return next((command for check, command in checks if check(root)), None)
+
+
+def _pytest_command(root: Path) -> str:
+    """pytest, with src/ importable when the code lives there and nothing else says so."""
+    configured = any(_PYTHONPATH.search(_read(root / name)) for name in
+                     ("pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini"))
+    if configured or not src_layout(root):
+        return PYTEST_COMMAND
+    return f"PYTHONPATH=src {PYTEST_COMMAND}"
+
+
+def src_layout(root: Path) -> bool:
+    """Whether the Python code lives under src/ (src/<package>/__init__.py or src/<module>.py)."""
+    src = root / "src"
+    try:
+        return src.is_dir() and any(
+            (p / "__init__.py").is_file() or p.suffix == ".py" for p in src.iterdir())
+    except OSError:
+        return False
 
 
 def _read(path: Path, limit: int = 1_000_000) -> str:

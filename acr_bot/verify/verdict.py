@@ -1,0 +1,233 @@
+"""The verdict on a changed workspace: the repository's original tests decide.
+
+`verify_workspace` is called once after any harness has changed the workspace in place. It
+splits the patch into tests and code (verify/patch.py), runs the test command with every test
+path as at the base commit (this run decides, by `judge`'s rules, plus the tests the task
+names), and, when the patch also changed tests, runs the whole patch a second time: it must be
+green too. A patch that changes only tests is never a fix. Python files that no longer parse
+are rejected with the line before anything runs.
+
+`baseline_problem` says in one line when the baseline ran no test at all (collection errors,
+nothing collected): then there is nothing to compare a patch with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from acr_bot.domain import TestRun, Verdict
+from acr_bot.fixing.edits import python_syntax_error
+from acr_bot.gitrepo import Worktree
+from acr_bot.verify.local import Sandbox, judge, src_layout
+from acr_bot.verify.patch import (
+    PatchSplit,
+    base_text,
+    changed_paths,
+    original_tests,
+    split_patch,
+)
+from acr_bot.verify.testresults import describe_counts
+
+_SHOWN = 5
+
+
+def verify_workspace(baseline: TestRun, tree: Worktree, sandbox: Sandbox, test_command: str, *,
+                     keep: Sequence[str] = (), test_paths: Sequence[str] = (),
+                     named: Sequence[str] = (), files: Sequence[str] | None = None) -> Verdict:
+    """Judge the workspace's changes against `baseline` with the original tests (see above).
+
+    `keep`: untracked paths the setup command made (not part of the patch); `test_paths`: globs
+    added to the default test paths; `named`: pytest ids the task names, which must pass;
+    `files`: the paths the harness will commit (judged with whatever else changed in the
+    workspace, since it is there when the tests run), which the PR's list of tests keeps to."""
+    paths = sorted({*changed_paths(tree, keep), *(files or ())})
+    split = split_patch(tree, paths, test_paths)
+    verdict = _verify(baseline, tree, sandbox, test_command, split, keep, test_paths, named)
+    if files is None:
+        return verdict
+    return replace(verdict, tests_changed=tuple(p for p in verdict.tests_changed if p in files))
+
+
+def _verify(baseline: TestRun, tree: Worktree, sandbox: Sandbox, test_command: str,
+            split: PatchSplit, keep: Sequence[str], test_paths: Sequence[str],
+            named: Sequence[str]) -> Verdict:
+    """verify_workspace once the patch is split."""
+    if not split.code:
+        return _not_run(test_command, split, _only_tests(split))
+    if broken := syntax_problem(tree, [p for p in split.code if p.endswith(".py")]):
+        return _not_run(test_command, split, broken)
+    if not split.tests:
+        return _decide(baseline, sandbox.run(test_command, tree.path), named, split)
+    with original_tests(tree, split, keep, test_paths):
+        first = sandbox.run(test_command, tree.path)
+    verdict = _decide(baseline, first, named, split)
+    if not verdict.passed:
+        return replace(verdict, reason=f"with the original tests: {verdict.reason}")
+    second = sandbox.run(test_command, tree.path)  # the whole patch, its own tests included
+    if problem := _red(second):
+        return Verdict(False, f"the original tests pass, but with the patch's own test changes "
+                       f"({_some(split.tests)}) {problem}", second, split.tests)
+    return replace(verdict, reason=f"{verdict.reason}; tests changed too (the changed tests "
+                   f"also pass): {_some(split.tests)}")
+
+
+def _decide(baseline: TestRun, run: TestRun, named: Sequence[str], split: PatchSplit) -> Verdict:
+    """`judge`'s rules, then: every named test and every module that failed to collect at
+    baseline ran and passed."""
+    verdict = judge(baseline, run)
+    if verdict.passed and (problem := _required_problem(baseline, run, named)):
+        verdict = Verdict(False, problem, run)
+    return replace(verdict, tests_changed=split.tests)
+
+
+def _not_run(command: str, split: PatchSplit, reason: str) -> Verdict:
+    """A rejection decided before any test ran (exit_code -1: not run)."""
+    return Verdict(False, reason, TestRun(command, -1, 0.0, ""), split.tests)
+
+
+def _only_tests(split: PatchSplit) -> str:
+    if not split.tests:
+        return "the patch changes no file"
+    return (f"the patch changes only tests ({_some(split.tests)}) and no code: the verdict runs "
+            "the repository's original tests, so fix the code under test")
+
+
+def _red(run: TestRun) -> str | None:
+    """Why a run is not green, if it is not."""
+    if run.timed_out:
+        return f"the tests timed out after {run.seconds:.0f} s"
+    failing = run.failed_ids or (run.counts and (run.counts.failed or run.counts.errors))
+    if run.exit_code != 0 or failing:
+        counts = f"; {describe_counts(run.counts)}" if run.counts else ""
+        names = f": {_some(run.failed_ids)}" if run.failed_ids else ""
+        return f"the tests fail (exit {run.exit_code}{counts}){names}"
+    return None
+
+
+# --- the tests the task names ------------------------------------------------------------------
+
+# pytest node ids: tests/test_x.py, tests/test_x.py::TestC::test_y[param]
+_NODE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.py(?:::\w+(?:\[[^\]\s]*\])?)*)")
+_ERROR_MODULE = re.compile(r"^(?:ERROR|_+ ERROR collecting) ((?:[\w.-]+/)*[\w.-]+\.py)\b",
+                           re.MULTILINE)
+
+
+def named_tests(text: str) -> tuple[str, ...]:
+    """pytest ids named in a task (or a CI log): `path.py::Class::test` or a test file path."""
+    found = []
+    for node in _NODE.findall(text):
+        path = node.split("::", 1)[0]
+        if "::" in node or Path(path).name.startswith("test_") or path.endswith("_test.py"):
+            found.append(node)
+    return tuple(dict.fromkeys(found))
+
+
+def collection_errors(run: TestRun) -> tuple[str, ...]:
+    """Test modules pytest could not import ("ERROR tests/test_x.py - ImportError ...")."""
+    return tuple(dict.fromkeys(_ERROR_MODULE.findall(run.output)))
+
+
+def _dotted(node: str) -> str:
+    """A pytest node id as JUnit names it: tests/test_x.py::C::t -> tests.test_x.C.t."""
+    path, _, rest = node.partition("::")
+    module = path.removesuffix(".py").replace("/", ".")
+    return f"{module}.{rest.replace('::', '.')}" if rest else module
+
+
+def _matching(node: str, ids: Iterable[str]) -> set[str]:
+    """The JUnit ids (classname::name) that are `node` or lie under it."""
+    want = _dotted(node)
+    out = set()
+    for test_id in ids:
+        dotted = test_id.replace("::", ".")
+        if dotted == want or dotted.startswith((want + ".", want + "[")):
+            out.add(test_id)
+    return out
+
+
+def _required_problem(baseline: TestRun, run: TestRun, named: Sequence[str]) -> str | None:
+    """The first named test (known at baseline) or uncollectable module that did not pass."""
+    known = baseline.passed_ids | baseline.failed_ids | baseline.skipped_ids
+    errored = collection_errors(baseline)
+    required = [n for n in named if _matching(n, known) or n.split("::")[0] in errored]
+    for node in dict.fromkeys([*required, *errored]):
+        ran = _matching(node, run.passed_ids | run.failed_ids)
+        why = "the task names" if node in required else "could not be collected before"
+        if not ran:
+            return f"{node} ({why}) did not run after the patch"
+        if failed := ran & run.failed_ids:
+            return f"{node} ({why}) still fails: {_some(frozenset(failed))}"
+    return None
+
+
+# --- a baseline that runs no test --------------------------------------------------------------
+
+_FIRST_ERROR = (
+    re.compile(r"^E\s+((?:[\w.]+\.)?\w*(?:Error|Exception)\b.*)$", re.MULTILINE),
+    re.compile(r"^((?:[\w.]+\.)?\w*(?:Error|Exception): .+)$", re.MULTILINE),
+)
+
+
+def baseline_problem(baseline: TestRun, root: Path, task_text: str) -> str | None:
+    """One line when the baseline ran no test (collection errors, nothing collected), unless
+    the task is about that very error; None when the baseline is a fair comparison."""
+    counts = baseline.counts
+    if counts is None or baseline.timed_out or baseline.passed_ids or baseline.failed_ids:
+        return None
+    if counts.passed or counts.failed or counts.skipped:
+        return None
+    error = first_error(baseline.output)
+    # The message without where it happened: "(/tmp/acr-worktree-x/calc.py)" is this run's.
+    about = re.sub(r"\s*\([^()]*\)$", "", error.split(": ", 1)[-1]) if error else ""
+    if len(about) >= 8 and about in task_text:
+        return None  # the task is to fix that error (a CI log shows it): those tests must pass
+    what = (f"{counts.errors} error{'s' if counts.errors != 1 else ''} while collecting"
+            if counts.errors else "no test was collected")
+    head = f"the tests ran nothing before any change (exit {baseline.exit_code}; {what})"
+    return f"{head}: {error} — {_hint(root, error)}" if error else f"{head} — {_hint(root, '')}"
+
+
+def first_error(output: str) -> str:
+    """The first exception line of a test run's output ("ModuleNotFoundError: No module ...")."""
+    for pattern in _FIRST_ERROR:
+        if match := pattern.search(output):
+            return match[1].strip()[:200]
+    return ""
+
+
+def _hint(root: Path, error: str) -> str:
+    """A concrete next step for the user."""
+    importing = "ModuleNotFoundError" in error or "ImportError" in error
+    if importing and src_layout(root):
+        return ("this repo keeps its code in src/: pass --setup-cmd 'pip install -e .' or set "
+                "test_command (e.g. PYTHONPATH=src python -m pytest -q)")
+    if importing:
+        return ("install what the tests import with --setup-cmd (e.g. pip install -e '.[test]') "
+                "or set test_command")
+    return "check the test command (--test-cmd / test_command) and the setup (--setup-cmd)"
+
+
+# --- files that must parse ---------------------------------------------------------------------
+
+
+def syntax_problem(tree: Worktree, paths: Sequence[str]) -> str | None:
+    """A model-facing message for the first Python file that parsed at the base commit (or is
+    new) and does not parse now."""
+    for path in paths:
+        try:
+            text = (tree.path / path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        problem = python_syntax_error(path, text)
+        if problem and not python_syntax_error(path, base_text(tree, path) or ""):
+            return problem
+    return None
+
+
+def _some(paths: Iterable[str]) -> str:
+    ordered = sorted(paths)
+    more = f", ... (+{len(ordered) - _SHOWN} more)" if len(ordered) > _SHOWN else ""
+    return ", ".join(ordered[:_SHOWN]) + more
