@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 import click
 
 from acr_bot import app
-from acr_bot.config import POLICIES, load_settings
+from acr_bot.config import load_settings
 from acr_bot.errors import AcrError
+from acr_bot.routing.registry import HELP as POLICY_NAMES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,7 +63,7 @@ def _cli_settings(repo: Path, **options: Any) -> Any:
 @click.option("--models", help="Comma-separated litellm model ids.")
 @click.option("--max-attempts", type=int, help="Attempts before giving up [default: 3].")
 @click.option("--max-cost-usd", type=float, help="Dollar cap for the whole fix [default: 2.00].")
-@click.option("--policy", help=f"Routing policy: {', '.join(POLICIES)}, fixed:<model>.")
+@click.option("--policy", help=f"Routing policy: {POLICY_NAMES}.")
 @click.option("--branch", help="Branch for the fix [default: acr/fix-<slug>].")
 @click.option("--memory", "memory_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Memory file [default: <repo>/.acr/memory.json].")
@@ -164,7 +165,7 @@ def cli_demo(out: Path | None) -> None:
 @click.option("--memory", "memory_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Memory file [default: <repo>/.acr/memory.json].")
 @click.option("--models", help="Comma-separated candidate models.")
-@click.option("--policy", help=f"Routing policy: {', '.join(POLICIES)}, fixed:<model>.")
+@click.option("--policy", help=f"Routing policy: {POLICY_NAMES}.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 @friendly_errors
 def cli_route(task: str | None, task_file: Path | None, repo: Path, memory_file: Path | None,
@@ -303,17 +304,19 @@ def _dataset(_ctx: click.Context, _param: click.Parameter, value: str) -> Path:
               help="Write a PNG (needs the plot extra).")
 @click.option("--sweep", is_flag=True, help="Run every policy at several cost weights and "
               "report success against $ (a Pareto plot with --plot).")
+@click.option("--human-labels", is_flag=True, help="Also let policies read tags the bot can "
+              "never know (SWE-bench's human difficulty label), to compare.")
 @friendly_errors
 def cli_bench(dataset: Path, mode: str, max_attempts: int, cost_weight: float,
               policies: str | None, subset: str, seed: int, json_out: Path | None,
-              plot_out: Path | None, sweep: bool) -> None:
+              plot_out: Path | None, sweep: bool, human_labels: bool) -> None:
     """Replay real routing data as a stream through the router's policies."""
     from acr_bot.bench import runner as bench
 
     names = [p.strip() for p in policies.split(",")] if policies else [
         *bench.LEARNING_POLICIES, *bench.HINDSIGHT]
     rows = bench.select(bench.load_rows(dataset), subset)
-    cfg = bench.BenchConfig(mode, max_attempts, cost_weight, seed)
+    cfg = bench.BenchConfig(mode, max_attempts, cost_weight, seed, human_labels)
     learning = sum(1 for n in names if n not in bench.HINDSIGHT)
     stream = sum(1 for r in rows if r.split != "train")
     if sweep:

@@ -16,11 +16,12 @@ import yaml
 
 from acr_bot.domain import Price
 from acr_bot.errors import ConfigError
+from acr_bot.routing.registry import FIXED, NAMES
 
 CONFIG_FILE = ".github/acr-bot.yml"
 DEFAULT_MODELS = ("gpt-5-mini", "claude-sonnet-4-6", "gpt-5.4")
 DEFAULT_PROTECTED = (".github/**",)
-POLICIES = ("learned", "frozen", "cheapest-first", "best-first", "static-table", "random")
+POLICIES = NAMES  # defined in routing/registry.py, the one place a policy is added
 # Repository roles, lowest first (GitHub's collaborator permission endpoint, `role_name`).
 ROLES = ("read", "triage", "write", "maintain", "admin")
 
@@ -131,7 +132,7 @@ def _roles(value: Any) -> tuple[str, ...]:
 def _choice(*allowed: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = str(value).strip()
-        if text not in allowed and not text.startswith("fixed:"):
+        if text not in allowed and not text.startswith(FIXED):
             raise ValueError(f"expected one of {', '.join(allowed)}, got {text!r}")
         return text
 

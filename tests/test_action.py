@@ -188,7 +188,9 @@ def bot_marker(attempt: str = "0123456789abcdef") -> str:
 def test_labeled_issue_is_fixed_and_a_draft_pr_opened(world: World, make_replay) -> None:
     world.fake.labels[1] = ["bug", "acr:fix"]
     replay = make_replay({"strong": [RIGHT]})
-    outcome = world.run("issues", labeled(), replay)
+    payload = labeled()
+    payload["issue"]["labels"].append({"name": "acr:fix"})  # as GitHub sends it
+    outcome = world.run("issues", payload, replay)
 
     assert outcome.outcome == "fixed", world.log
     assert list(world.fake.pulls) == [101]
@@ -225,6 +227,11 @@ def test_labeled_issue_is_fixed_and_a_draft_pr_opened(world: World, make_replay)
     attempts = [r for r in memory.records if r.kind == "attempt"]
     assert [(r.model, r.outcome) for r in attempts] == [("replay/strong", "passed")]
     assert fields["attempt"] == attempts[0].id
+    # routing features come from the event: repository, labels (not the trigger), trigger,
+    # the failing test's file
+    tokens = attempts[0].features.split()
+    assert {f"tag:{REPO}", "tag:bug", "src:issue", "file:test_core.py"} <= set(tokens)
+    assert "tag:acr:fix" not in tokens
     # outputs and the job summary
     outputs = world.outputs()
     assert outputs["outcome"] == "fixed"

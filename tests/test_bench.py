@@ -126,7 +126,8 @@ def test_a_policy_sees_only_features_candidates_and_its_own_outcomes(
     assert {o.task for o in memory}.isdisjoint(d["id"] for d in dicts)
     by_task = {o.task: o.features for o in memory}
     assert [by_task[f"train-{i}"] for i in range(len(train))] == [
-        extract(d["text"], language=d.get("language"), tags=d["tags"]).compact() for d in train]
+        extract(d["text"], language=d.get("language"), tags=d["tags"], source="bench").compact()
+        for d in train]
 
     # the stream: one task per row, in order, features of text/language/tags only
     tasks: dict[str, int] = {}
@@ -140,7 +141,7 @@ def test_a_policy_sees_only_features_candidates_and_its_own_outcomes(
         source = stream[index]
         assert task.id != source["id"] and task.id not in {d["id"] for d in dicts}
         assert task.features == extract(source["text"], language=source.get("language"),
-                                         tags=source["tags"])
+                                         tags=source["tags"], source="bench")
         if call[0] == "choose":
             _, _, candidates, tried, attempts_left, chosen = call
             assert sorted(candidates) == sorted(source["outcomes"])

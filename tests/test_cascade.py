@@ -14,6 +14,7 @@ from conftest import PYTEST
 from acr_bot import app
 from acr_bot.bench import runner as bench
 from acr_bot.config import Settings
+from acr_bot.errors import ConfigError
 from acr_bot.domain import Decision, Features, FixResult, Record
 from acr_bot.memory.store import Memory
 from acr_bot.routing.base import Policy, RouteTask
@@ -162,3 +163,47 @@ def test_a_cascade_is_the_attempts_of_one_run() -> None:
                attempt("r2", 1, "good", True)]
     assert [(o.model, o.after) for o in observations(records)] == [
         ("hacker", ()), ("good", ("hacker",)), ("good", ())]  # run 2's try is independent
+
+
+# --- one registry ------------------------------------------------------------------------------
+
+
+def test_a_policy_is_named_in_one_place_and_listing_names_needs_no_numpy(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from acr_bot.cli import cli
+    from acr_bot.config import load_settings
+    from acr_bot.routing import registry
+
+    probe = ("import sys, acr_bot.config, acr_bot.routing.registry as r; "
+             "print(len(r.NAMES), 'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == [str(len(registry.NAMES)), "False"]
+
+    from click.testing import CliRunner
+
+    assert registry.HELP in " ".join(CliRunner().invoke(cli, ["fix", "--help"]).output.split())
+    assert bench.LEARNING_POLICIES == registry.NAMES
+    (tmp_path / ".github").mkdir()
+    for name in registry.NAMES:  # every registered name is a valid setting, and no other
+        (tmp_path / ".github" / "acr-bot.yml").write_text(f"policy: {name}\n")
+        assert load_settings(tmp_path).policy == name
+        assert make_policy(name, []).choose(RouteTask("t", Features(("w:x",))), ["a"]).model == "a"
+    (tmp_path / ".github" / "acr-bot.yml").write_text("policy: nonesuch\n")
+    with pytest.raises(ConfigError, match="nonesuch"):
+        load_settings(tmp_path)
+
+
+# --- features the bot really has ---------------------------------------------------------------
+
+
+def test_the_bench_does_not_feed_a_label_the_bot_can_never_know() -> None:
+    row = bench.Row("django-1", "QuerySet.union crashes on empty input", "python",
+                    ("django/django", "15 min - 1 hour"), "stream", False, {"m": (1.0, 0.1)})
+    seen = bench.visible_task(row, "t").features.tokens
+    assert "tag:django/django" in seen  # the repository: the bot has it (Task.tags)
+    assert not any("hour" in t for t in seen)
+    compared = bench.visible_task(row, "t", human_labels=True).features.tokens
+    assert "tag:15_min_-_1_hour" in compared

@@ -20,14 +20,14 @@ from acr_bot.routing.base import Outcome, Policy, RouteTask, Tried
 from acr_bot.routing.features import extract
 from acr_bot.routing.learned import Knobs, LearnedPolicy
 from acr_bot.routing.outcomes import Observation, OutcomeTable, observations
-from acr_bot.routing.registry import make_policy
+from acr_bot.routing.registry import NAMES, make_policy
 
 WORDS = ["parser", "tokenizer", "cache", "config", "loader", "socket", "thread", "buffer", "index",
          "matrix", "graph", "lexer", "widget", "schema", "cursor", "render", "layout",
          "session", "cookie", "router", "handler", "logger", "metric", "encoder",
          "decoder", "stream", "channel", "worker", "queue", "scheduler"]
 PRICES = {"a": 0.01, "b": 0.05, "c": 0.2}
-POLICIES = ("learned", "frozen", "cheapest-first", "best-first", "static-table", "random")
+POLICIES = NAMES
 
 
 @cache

@@ -10,6 +10,7 @@ whole stream and marked as such.
 from __future__ import annotations
 
 import gzip
+import dataclasses
 import itertools
 import json
 import math
@@ -26,12 +27,15 @@ from acr_bot.routing.base import Outcome, Policy, RouteTask
 from acr_bot.routing.cascade import Cascade
 from acr_bot.routing.features import extract
 from acr_bot.routing.outcomes import Observation
-from acr_bot.routing.registry import make_policy
+from acr_bot.routing.registry import NAMES, make_policy
 
 SWEEP_WEIGHTS = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
-LEARNING_POLICIES = ("learned", "frozen", "static-table", "cheapest-first", "best-first", "random")
+LEARNING_POLICIES = NAMES
 HINDSIGHT = ("best-fixed", "oracle")
 SOLVED = 1.0  # a score that counts as a verified pass
+# SWE-bench's difficulty annotation, written by people who solved the task: the bot never has
+# it, so a policy does not see it unless asked (`--human-labels`, to compare).
+HUMAN_LABELS = frozenset({"<15 min fix", "15 min - 1 hour", "1-4 hours", ">4 hours"})
 
 
 class DatasetError(AcrError):
@@ -100,17 +104,19 @@ def select(rows: Sequence[Row], subset: str) -> list[Row]:
     return picked
 
 
-def visible_task(row: Row, opaque_id: str) -> RouteTask:
-    """All a policy may see of a row: features of its text, language and tags."""
-    return RouteTask(opaque_id, extract(row.text, language=row.language, tags=row.tags,
+def visible_task(row: Row, opaque_id: str, human_labels: bool = False) -> RouteTask:
+    """All a policy may see of a row: features of its text, language and tags (those the
+    bot could know, unless `human_labels`)."""
+    tags = row.tags if human_labels else tuple(t for t in row.tags if t not in HUMAN_LABELS)
+    return RouteTask(opaque_id, extract(row.text, language=row.language, tags=tags,
                                         source="bench"))
 
 
-def history(train: Sequence[Row]) -> list[Observation]:
+def history(train: Sequence[Row], human_labels: bool = False) -> list[Observation]:
     """Train rows as memory: every model's outcome, as if the bot had tried them all."""
     out = []
     for i, row in enumerate(train):
-        features = visible_task(row, f"train-{i}").features.compact()
+        features = visible_task(row, f"train-{i}", human_labels).features.compact()
         for model, (score, cost) in row.outcomes.items():
             out.append(Observation(f"train-{i}", features, model, score, cost))
     return out
@@ -135,6 +141,7 @@ class BenchConfig:
     max_attempts: int = 3
     cost_weight: float = 0.0
     seed: int = 0
+    human_labels: bool = False  # feed tags the bot can never know (see HUMAN_LABELS)
 
 
 def utility(score: float, cost: float | None, cost_weight: float) -> float:
@@ -261,8 +268,8 @@ def run_bench(rows: Sequence[Row], policies: Sequence[str], cfg: BenchConfig,
     stream = [r for r in rows if r.split != "train"]
     if not stream:
         raise DatasetError("the dataset has no stream rows to route")
-    tasks = [visible_task(row, f"stream-{i}") for i, row in enumerate(stream)]
-    memory = history(train)
+    tasks = [visible_task(row, f"stream-{i}", cfg.human_labels) for i, row in enumerate(stream)]
+    memory = history(train, cfg.human_labels)
     tick = (lambda: progress(1)) if progress else (lambda: None)
     traces = []
     for name in policies:
@@ -282,7 +289,7 @@ def sweep(rows: Sequence[Row], policies: Sequence[str], cfg: BenchConfig,
     """Success and total $ of each policy at each cost weight: points for a Pareto plot."""
     points = []
     for weight in weights:
-        at = BenchConfig(cfg.mode, cfg.max_attempts, weight, cfg.seed)
+        at = dataclasses.replace(cfg, cost_weight=weight)
         for trace in run_bench(rows, policies, at, progress):
             # "best-fixed: a > b" changes with the weight: one name for the line, detail aside;
             # a learning policy keeps its whole name ("fixed:a" and "fixed:b" are two lines)
@@ -349,6 +356,7 @@ def report(rows: Sequence[Row], traces: Sequence[Trace], cfg: BenchConfig,
     return {
         "schema": "acr-bot.bench/1", "dataset": dataset, "mode": cfg.mode,
         "max_attempts": cfg.max_attempts, "cost_weight": cfg.cost_weight, "seed": cfg.seed,
+        "human_labels": cfg.human_labels,
         "train_rows": len(rows) - len(stream), "stream_rows": len(stream),
         "policies": [{**summarize(t, stream, oracle_trace, ood_warmup(stream)),
                       "curves": curves(t)} for t in traces],

@@ -156,7 +156,8 @@ def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
     paths = GitRepo(tree.path).ls_files()
     context = build_context(tree.path, task.text, paths, failing=sorted(baseline.failed_ids),
                             test_output=baseline.output, budget_tokens=job.context_tokens)
-    features = task_features(task, context.libraries, context.languages)
+    features = task_features(task, context.libraries, context.languages,
+                             files=sorted(baseline.failed_ids))
     tree.restore(keep)  # the baseline run may leave files behind
     cascade = Cascade(job.policy, RouteTask(task.id, features), job.max_attempts)
     return _State(tree, baseline, context, cascade, keep=keep, named=named_tests(task.text))

@@ -30,6 +30,7 @@ class Issue:
     title: str
     body: str
     url: str = ""
+    labels: tuple[str, ...] = ()  # names, as the routing features read them
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,12 @@ def marker(body: str | None) -> dict[str, str]:
 
 
 def _issue(payload: Mapping[str, Any]) -> Issue:
+    labels = payload["issue"].get("labels")
+    names = tuple(str(x["name"])[:50] for x in labels[:20] if isinstance(x, dict) and x.get("name")
+                  ) if isinstance(labels, list) else ()
     return Issue(_get(payload, "issue.number", int), _title(_get(payload, "issue.title")),
-                 _text(payload["issue"].get("body")), _text(payload["issue"].get("html_url")))
+                 _text(payload["issue"].get("body")), _text(payload["issue"].get("html_url")),
+                 names)
 
 
 def classify(event: str, payload: Mapping[str, Any], *, trigger_label: str = "acr:fix",

@@ -244,8 +244,9 @@ def fix_issue(job: Job, action: FixIssue) -> ActionOutcome:
         if blocked:
             job.comment(issue.number, f"acr-bot: not starting: {blocked}.")
             return ActionOutcome("refused", blocked)
+        labels = tuple(x for x in issue.labels if x != action.label)  # the trigger says nothing
         task = Task(f"gh:{job.ctx.repository}#{issue.number}", issue.title, issue.body,
-                    "issue", url=issue.url)
+                    "issue", url=issue.url, tags=(job.ctx.repository, *labels))
         title = f"Fix #{issue.number}: {issue.title}"
         recovered = job.recover(head, task, job.default_branch, title, issue.number)
         if recovered:
@@ -289,7 +290,8 @@ def fix_ci(job: Job, action: FixCI) -> ActionOutcome:
         job.console.line(f"{len(logs)} failed job log(s); task text {len(body)} chars")
     git(job.repo.root, "fetch", "--quiet", "--no-tags", job.origin.url, action.head_sha,
         env=job.origin.env())
-    task = Task(task_id, f"CI failure in {action.workflow} on {action.head_branch}", body, "ci")
+    task = Task(task_id, f"CI failure in {action.workflow} on {action.head_branch}", body, "ci",
+                tags=(job.ctx.repository,))
     head = f"{BOT_BRANCH_PREFIX}ci-{slugify(action.head_branch)}"
     result = job.fix(task, action.head_sha, head)
     if result.outcome != "fixed":
@@ -314,7 +316,8 @@ def revise(job: Job, action: Revise) -> ActionOutcome:
     body = (f"Revise the change on this branch.\n\nInstructions from the maintainer:\n"
             f"{action.instructions}\n\nReview feedback:\n{feedback or '(none)'}\n\n"
             f"The pull request being revised:\n{pull.title}")
-    task = Task(fields["task"], f"Revise #{action.pr_number}: {pull.title}", body, "revise")
+    task = Task(fields["task"], f"Revise #{action.pr_number}: {pull.title}", body, "revise",
+                tags=(job.ctx.repository,))
     result = job.fix(task, head_sha, pull.head + "-revision")
     if result.outcome != "fixed":
         job.comment(action.pr_number, gave_up_comment(result))
@@ -334,7 +337,7 @@ def explain(job: Job, action: Explain) -> ActionOutcome:
     else:
         title, body = action.title, action.body
         task_id = f"gh:{job.ctx.repository}#{action.number}"
-    task = Task(task_id, title, body, "issue")
+    task = Task(task_id, title, body, "issue", tags=(job.ctx.repository,))
     _, decision = app.route(task, job.settings, job.memory, repo=job.repo.root)
     text = "**acr-bot routing explanation**\n\n" + explain_decision(decision, markdown=True)
     job.comment(action.number, text)

@@ -58,10 +58,11 @@ class Policy:
     name = "policy"
 
     def __init__(self, table: OutcomeTable | None = None, cost_hint: CostHint = no_hint,
-                 seed: int = 0) -> None:
+                 seed: int = 0, cost_weight: float = 1.0) -> None:
         self.table = table or OutcomeTable()
         self.cost_hint = cost_hint
         self.seed = seed
+        self.cost_weight = cost_weight  # dollars that weigh as much as one solved task
 
     def choose(self, task: RouteTask, candidates: Sequence[str],
                tried: Sequence[Tried] = (), attempts_left: int = 1) -> Decision:

@@ -123,14 +123,20 @@ def content_words(text: str, limit: int = 8) -> list[str]:
 
 def extract(text: str, *, language: str | None = None, tags: Sequence[str] = (),
             source: str = "cli", known_libraries: Iterable[str] = (),
-            repo_languages: Sequence[str] = ()) -> Features:
-    """Features of a task from its text and metadata; deterministic, no I/O."""
+            repo_languages: Sequence[str] = (), files: Sequence[str] = ()) -> Features:
+    """Features of a task from its text and metadata; deterministic, no I/O.
+
+    `tags`: what the event says about the task (repository, issue labels); `source`: the
+    trigger (issue, ci, revise, cli; a benchmark row has none); `files`: failing test files
+    the bot saw (test ids `path::name` are cut to their path)."""
     text = strip_secrets(text)
-    files = mentioned_files(text)
+    files = list(dict.fromkeys([*(f.split("::", 1)[0] for f in files[:3]),
+                                *mentioned_files(text)]))[:4]
     langs = languages(text, language, files) or list(repo_languages[:1])
     tokens = [f"lang:{x}" for x in langs]
     tokens += [f"kind:{task_kind(text, source)}"]
     tokens += [f"tag:{_sanitize(t)}" for t in tags]
+    tokens += [f"src:{source}"] if source != "bench" else []
     tokens += [f"err:{x}" for x in error_types(text)]
     tokens += [f"lib:{x}" for x in libraries(text, known_libraries)]
     tokens += [f"file:{p.rsplit('/', 1)[-1]}" for p in files]
@@ -140,9 +146,9 @@ def extract(text: str, *, language: str | None = None, tags: Sequence[str] = (),
 
 
 def task_features(task: Task, known_libraries: Iterable[str] = (),
-                  repo_languages: Sequence[str] = ()) -> Features:
+                  repo_languages: Sequence[str] = (), files: Sequence[str] = ()) -> Features:
     return extract(task.text, language=task.language, tags=task.tags, source=task.source,
-                   known_libraries=known_libraries, repo_languages=repo_languages)
+                   known_libraries=known_libraries, repo_languages=repo_languages, files=files)
 
 
 def _fit(tokens: list[str]) -> tuple[str, ...]:

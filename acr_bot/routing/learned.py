@@ -65,8 +65,7 @@ class LearnedPolicy(Policy):
     def __init__(self, table: OutcomeTable | None = None, cost_hint: CostHint = no_hint,
                  seed: int = 0, cost_weight: float = 1.0, learn: bool = True,
                  knobs: Knobs | None = None) -> None:
-        super().__init__(table, cost_hint, seed)
-        self.cost_weight = cost_weight
+        super().__init__(table, cost_hint, seed, cost_weight)
         self.learn = learn
         self.knobs = knobs or Knobs()
         self.name = "learned" if learn else "frozen"

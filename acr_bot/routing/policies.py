@@ -2,7 +2,7 @@
 
 `choose(task, candidates, tried)` picks a model for the next attempt, `update(task, model,
 outcome)` feeds back what happened, `explain(decision)` says why in words. Policies are picked
-by name from `POLICIES`; all state they learn from comes from memory records (or, in the
+by name from `routing.registry`; all state they learn from comes from memory records (or, in the
 benchmark, from revealed outcomes) through the same `update` path.
 """
 
