@@ -33,7 +33,7 @@ from tests.support.calc import CALC, FILES, FIX, FIXED, TASK, TESTS, WRONG_FIX, 
 @pytest.mark.parametrize("path", [
     "tests/test_calc.py", "test/helpers.py", "src/pkg/tests/data.json", "test_x.py",
     "pkg/x_test.py",
-    "conftest.py", "sub/conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "noxfile.py",
+    "conftest.py", "sub/conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "noxfile.py",
     "pkg/x_test.go", "src/a.test.ts", "web/b.spec.js", "jest.config.js", "vitest.config.mts",
     "src/__tests__/x.js", ".gitignore",
 ])

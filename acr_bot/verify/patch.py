@@ -24,7 +24,7 @@ from acr_bot.gitrepo import Worktree
 DEFAULT_TEST_PATHS: tuple[str, ...] = (
     # Python: test files, and every file that decides what pytest, tox or nox collects and how
     "tests", "test", "testing", "test_*.py", "*_test.py", "conftest.py", "pytest.ini",
-    "tox.ini", "setup.cfg", "noxfile.py", ".coveragerc",
+    ".pytest.ini", "tox.ini", "setup.cfg", "noxfile.py", ".coveragerc",
     # Go and Rust
     "*_test.go", "testdata", "benches",
     # JavaScript and TypeScript

@@ -165,6 +165,7 @@ def _required_problem(baseline: TestRun, run: TestRun, named: Sequence[str]) -> 
 
 # --- a baseline that runs no test --------------------------------------------------------------
 
+_USAGE = re.compile(r"^[^\n]*pytest: (error: [^\n]+)$", re.MULTILINE)
 _FIRST_ERROR = (
     re.compile(r"^E\s+((?:[\w.]+\.)?\w*(?:Error|Exception)\b.*)$", re.MULTILINE),
     re.compile(r"^((?:[\w.]+\.)?\w*(?:Error|Exception): .+)$", re.MULTILINE),
@@ -175,6 +176,11 @@ def baseline_problem(baseline: TestRun, root: Path, task_text: str) -> str | Non
     """One line when the baseline ran no test (collection errors, nothing collected), unless
     the task is about that very error; None when the baseline is a fair comparison."""
     counts = baseline.counts
+    if counts is None and baseline.exit_code == 4 and "pytest" in baseline.command:
+        usage = _USAGE.search(baseline.output)  # pytest's usage error: an unknown option, say
+        error = usage[1].strip()[:200] if usage else "pytest exited 4 (a usage error)"
+        return (f"the tests ran nothing before any change (exit 4): {error} — install the pytest "
+                "plugins the test configuration needs with --setup-cmd, or set test_command")
     if counts is None or baseline.timed_out or baseline.passed_ids or baseline.failed_ids:
         return None
     if counts.passed or counts.failed or counts.skipped:
