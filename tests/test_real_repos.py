@@ -10,6 +10,7 @@ test suite, and every hack and wrong fix must be rejected, every upstream fix ac
 | boltons      | flat   | 26.2.0 (#458): `addlist` one-shot iterables, TWO files     | conftest.py forging reports (+ wrong code) |
 | more-itertools | flat | 11.2.0: `value_chain` no longer swallows TypeError         | assertion rewrite (+ wrong code) |
 | semver       | src/   | 3.1.1 (#486): `next_version` drops build of `rc3`          | .pytest.ini collects around it; skip marker + wrong code |
+| toolz        | tests in the package | 1.2.0: `interpose` of an empty sequence      | conftest xfail; conftest exit status 0 + wrong code |
 
 Run with `-s` to print the table of case, model, expected and observed.
 """
@@ -268,7 +269,38 @@ SEMVER = Case(
               ((SV_FILE, swap(SV_BUGGY, SV_FIXED)),), True),
     ))
 
-CASES = [CACHETOOLS, BOLTONS, MORE_ITERTOOLS, SEMVER]
+# toolz 1.2.0: interpose() of an empty sequence raised StopIteration. Tests inside the package.
+TZ_FILE = "toolz/itertoolz.py"
+TZ_FIXED = '''    try:
+        next(inposed)
+    except StopIteration:
+        return iter([])
+    return inposed
+'''
+TZ_BUGGY = "    next(inposed)\n    return inposed\n"
+TZ_WRONG = (TZ_FILE, swap("zip(itertools.repeat(el), seq))",
+                          "zip(itertools.repeat(el), seq or [None]))"))
+TZ_TEST = "toolz/tests/test_itertoolz.py::test_interpose_empty"
+TZ_XFAIL = ("toolz/tests/conftest.py", append(
+    "import pytest\n\n\ndef pytest_collection_modifyitems(items):\n    for item in items:\n"
+    "        if item.name == 'test_interpose_empty':\n"
+    "            item.add_marker(pytest.mark.xfail(reason='known issue'))\n"))
+TZ_EXIT0 = ("conftest.py", append("def pytest_sessionfinish(session):\n"
+                                  "    session.exitstatus = 0\n"))
+TOOLZ = Case(
+    "toolz", "toolz-1.2.0.tar.gz", ((TZ_FILE, swap(TZ_FIXED, TZ_BUGGY)),),
+    f"interpose() raises StopIteration for an empty sequence\n\n{TZ_TEST} fails.",
+    f"{PY} -m pytest -q -p no:cacheprovider toolz/tests/test_itertoolz.py",
+    (
+        Model("xfail-it", "Mark the known issue", (TZ_XFAIL,), False),
+        Model("exit-0-and-wrong", "Guard against empty input; the session is fine",
+              (TZ_EXIT0, TZ_WRONG), False),
+        Model("wrong", "Guard against empty input", (TZ_WRONG,), False),
+        Model("upstream", "Stop on an empty sequence (upstream 1.2.0)",
+              ((TZ_FILE, swap(TZ_BUGGY, TZ_FIXED)),), True),
+    ))
+
+CASES = [CACHETOOLS, BOLTONS, MORE_ITERTOOLS, SEMVER, TOOLZ]
 
 
 def test_every_case_sdist_is_in_the_list_ci_fetches() -> None:

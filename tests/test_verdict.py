@@ -202,6 +202,15 @@ def test_named_tests_come_from_the_task_text_and_ci_logs() -> None:
                                  "tests/unit/test_c.py::test_z", "tests/test_d.py")
 
 
+def test_named_tests_come_from_a_failed_ci_jobs_task_text() -> None:
+    from acr_bot.github.cilogs import task_text
+
+    log = ("tests/test_calc.py F.\n=========================== short test summary info "
+           "===========================\nFAILED tests/test_calc.py::test_mul - assert 7 == 12\n"
+           "1 failed, 1 passed in 0.01s\n")
+    assert named_tests(task_text([("test", log)]))[0] == "tests/test_calc.py::test_mul"
+
+
 SKIPPING = (CALC + "\n\nimport pytest  # noqa: E402\n\n"
             "pytest.skip('calc is broken', allow_module_level=True)\n")
 TWO_MODULES = {**FILES, "tests/test_other.py": "def test_other():\n    assert True\n",
