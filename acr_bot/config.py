@@ -259,7 +259,7 @@ def load_settings(repo: Path, cli: Mapping[str, Any] | None = None,
 
 
 def environment() -> Mapping[str, str]:
-    """The process environment, for the few places (action, verifier) that must pass it on."""
+    """The process environment, for the action entry point (it reads the runner context)."""
     return os.environ
 
 

@@ -140,7 +140,7 @@ class Estimate:
 
     model: str
     p_pass: float  # posterior mean P(pass)
-    score: float  # the (possibly sampled) value the policy ranked by
+    score: float  # P(pass) plus the exploration bonus: what the policy ranked by
     exp_cost_usd: float | None  # None: the price is unknown
     utility: float
     neighbours: float  # effective number of similar past attempts behind p_pass

@@ -1,8 +1,9 @@
 """Choose the learned policy's knobs by cross-validation on `train` rows only.
 
-Each fold routes its train rows with a frozen policy whose memory is the other folds (every
-model's outcome, as `bench` feeds history), and scores the mean utility over several cost
-weights. Stream rows are never read. Prints JSON: every knob set's CV utility, best first.
+Each fold routes its train rows as a stream, with the other folds as memory (every model's
+outcome, as `bench` feeds history), through the bot's cascade with the policy learning from
+its own feedback as it does in the bot, and scores the mean utility over several cost weights.
+Stream rows are never read. Prints JSON: every knob set's CV utility, best first.
 
     python benchmarks/tune_router.py swebench-verified --mode cascade
 """
@@ -26,9 +27,10 @@ from acr_bot.routing.learned import Knobs, LearnedPolicy
 from acr_bot.routing.outcomes import OutcomeTable
 
 GRID = {
-    "tau": [0.1, 0.3, 1.0, 100.0],
-    "near_strength": [2.0, 8.0, 32.0],
+    "tau": [0.1, 0.3, 1.0],
+    "near_strength": [2.0, 8.0],
     "solved_by_failed": [0.05, 0.3],
+    "bonus": [0.25, 0.5, 1.0],  # exploration: only a learning policy can tune it
 }
 
 
@@ -40,9 +42,10 @@ def cv_utility(train: list[bench.Row], knobs: Knobs, mode: str, weights: list[fl
     for fold in range(folds):
         held = [train[i] for i in order[fold::folds]]
         memory = [train[i] for j, i in enumerate(order) if j % folds != fold]
-        table = OutcomeTable.build(bench.history(memory))
+        observed = bench.history(memory)
         for weight in weights:
-            policy = LearnedPolicy(table, cost_weight=weight, learn=False, knobs=knobs)
+            policy = LearnedPolicy(OutcomeTable.build(observed), cost_weight=weight, learn=True,
+                                   knobs=knobs)
             cfg = bench.BenchConfig(mode=mode, cost_weight=weight)
             for i, row in enumerate(held):
                 score, cost, _ = bench._play(policy, bench.visible_task(row, f"cv-{i}"), row, cfg)

@@ -207,3 +207,25 @@ def test_the_bench_does_not_feed_a_label_the_bot_can_never_know() -> None:
     assert not any("hour" in t for t in seen)
     compared = bench.visible_task(row, "t", human_labels=True).features.tokens
     assert "tag:15_min_-_1_hour" in compared
+
+
+def test_near_identical_text_counts_as_the_same_task_only_when_long_enough() -> None:
+    from acr_bot.routing.features import extract
+
+    long = ("median() returns the upper middle value for lists with an even number of values; "
+            "tests/test_core.py::test_median_even fails with assert 3 == 2.5 in stats/core.py")
+    short = "code_generation task from bcb"
+    records = []
+    for i, text in enumerate((long, short)):
+        for model, ok in (("cheap", False), ("good", True)):
+            records.append(Record(id=f"{i}{model}", kind="attempt", ts=0.0, task=f"old-{i}",
+                                  model=model, outcome="passed" if ok else "tests_failed",
+                                  features=extract(text).compact(), attempt=1, run=f"r{i}{model}"))
+    policy = make_policy("cheapest-first", observations(records), cost_hint={"cheap": 0.01,
+                                                                           "good": 1.0}.get)
+    again = policy.choose(RouteTask("new-0", extract(long + " (reported again)")),
+                          ["cheap", "good"])
+    assert again.model == "good"
+    assert again.reason.startswith("it verified a fix for a near-identical task (old-0")
+    other = policy.choose(RouteTask("new-1", extract(short)), ["cheap", "good"])
+    assert other.model == "cheap"  # same words, but too short to be the same task

@@ -16,11 +16,11 @@ from acr_bot.errors import ConfigError
 from acr_bot.routing.features import vectorize
 from acr_bot.routing.outcomes import Observation, OutcomeTable
 
-# Feature vectors this similar are the same task text, reworded or with a changed detail;
-# texts with fewer content words than this are too short to tell tasks apart (a benchmark
-# row that is only "category benchmark").
+# Feature vectors this similar are the same task text, reworded or with a changed detail.
+# A text shorter than 2**SAME_TEXT_SIZE characters is too short to tell tasks apart (a
+# benchmark row that is only "category benchmark"): only its task id can match.
 SAME_TEXT = 0.95
-SAME_TEXT_WORDS = 4
+SAME_TEXT_SIZE = 7
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,9 @@ class Policy:
     def known_fix(self, task: RouteTask, pool: Sequence[str]) -> Decision | None:
         """A task seen before (same id, or near-identical text) goes to the model that
         verified a fix for it, unless that model has failed on it in this run."""
-        words = sum(t.startswith("w:") for t in task.features.tokens)
-        threshold = SAME_TEXT if words >= SAME_TEXT_WORDS else 2.0  # short texts never match
+        size = max((int(t[5:]) for t in task.features.tokens
+                    if t.startswith("size:") and t[5:].isdigit()), default=0)
+        threshold = SAME_TEXT if size >= SAME_TEXT_SIZE else 2.0  # 2.0: no text can match
         row, sim = self.table.same_task(task.id, vectorize(task.features.tokens), threshold)
         if row < 0:
             return None

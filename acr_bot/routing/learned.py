@@ -7,7 +7,8 @@ weighted by similarity. Inside one task, failures already seen are evidence: pas
 the failed models also failed count fully, tasks they solved barely count, which learns the
 escalation order from memory. The same layers give P(m' passes | m fails), so the utility of
 trying m accounts for a cascade: P(m)·value − cost_weight·$m + (1−P(m))·(best next step).
-Exploration: an optimism bonus (UCB) or a posterior sample (Thompson, seeded per task).
+Exploration: an optimism bonus (UCB) on models with little evidence. A model whose first tries
+drift away from its predictions (CUSUM) has its old evidence discounted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from acr_bot.domain import Decision, Estimate, Neighbour
-from acr_bot.routing.base import CostHint, Outcome, Policy, RouteTask, Tried, no_hint, task_rng
+from acr_bot.routing.base import CostHint, Outcome, Policy, RouteTask, Tried, no_hint
 from acr_bot.routing.features import vectorize
 from acr_bot.routing.outcomes import OutcomeTable
 
@@ -35,9 +36,7 @@ class Knobs:
     solved_by_failed: float = 0.05  # weight of a past task solved by a model that failed here
     unseen_by_failed: float = 0.5  # weight of a past task the failed model never tried
     cost_strength: float = 2.0  # pseudo-attempts of a model's mean cost in the local cost
-    value: float = 1.0  # utility of one solved task, in the unit of cost_weight × $
-    explore: str = "ucb"  # "ucb": optimism bonus; "thompson": sample the posterior
-    bonus: float = 0.5  # UCB: standard deviations of optimism
+    bonus: float = 0.5  # exploration (UCB): standard deviations of optimism
     # Change detection (two-sided CUSUM on a model's first tries): when its outcomes drift
     # away from its record by more than `drift_slack` per try, `drift_alarm` in total, the
     # model has changed (a new version, an outage of quality): its old evidence is scaled by
@@ -105,7 +104,7 @@ class LearnedPolicy(Policy):
         pair = (self._pairwise(near, weights, failed, layers, cols)[:, cols]
                 if len(cols) > 1 else None)
         costs = self._costs(near, weights, pool, layers)
-        optimistic = self._optimism(layers, cols, task, len(tried))
+        optimistic = self._optimism(layers, cols)
         value = self._utilities(layers, cols, optimistic, costs, pair, attempts_left)
         best = int(np.argmax(value))
         if not tried and self.learn:
@@ -204,8 +203,7 @@ class LearnedPolicy(Policy):
             out.append(float(p * c_ok + (1 - p) * c_fail))
         return out
 
-    def _optimism(self, layers: _Layer, cols: np.ndarray, task: RouteTask,
-                  step: int) -> np.ndarray:
+    def _optimism(self, layers: _Layer, cols: np.ndarray) -> np.ndarray:
         p = layers.p[cols]
         # The upper layers lend their pseudo-attempts only as far as real tries back them: a
         # model with no record is as uncertain as its prior, so it gets explored early.
@@ -214,9 +212,6 @@ class LearnedPolicy(Policy):
         n = layers.n[cols] + lent
         if not self.learn:
             return p
-        if self.knobs.explore == "thompson":
-            rng = task_rng(self.seed, task, step)
-            return rng.beta(np.maximum(p * n, 1e-3), np.maximum((1 - p) * n, 1e-3))
         return p + self.knobs.bonus * np.sqrt(p * (1 - p) / (n + 1.0))
 
     def _utilities(self, layers: _Layer, cols: np.ndarray, optimistic: np.ndarray,
@@ -226,10 +221,10 @@ class LearnedPolicy(Policy):
         known = [c for c in costs if c is not None]
         dear = max(known) if known else 0.0  # an unknown price is charged the dearest known
         cost = np.array([dear if c is None else c for c in costs])
-        value = self.knobs.value * optimistic - self.cost_weight * cost
+        value = optimistic - self.cost_weight * cost  # a solved task is worth 1
         if attempts_left <= 1 or pair is None:
             return value
-        follow = self.knobs.value * pair - self.cost_weight * cost[None, :]
+        follow = pair - self.cost_weight * cost[None, :]
         np.fill_diagonal(follow, -np.inf)
         best_next = np.maximum(follow.max(axis=1), 0.0)  # or stop trying
         return value + (1.0 - layers.p[cols]) * best_next
