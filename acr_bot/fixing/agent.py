@@ -43,6 +43,7 @@ class _Run:
     cost_usd: float = 0.0
     steps: list[Step] = field(default_factory=list)
     first_step: int = 1
+    cost_base: float = 0.0  # what earlier rounds of the attempt spent (for the step lines)
     submitted: str | None = None  # the submit line, once the model submitted
     stop: str = ""  # why the loop ended without a submission
     fault: str = ""
@@ -90,7 +91,8 @@ class AgentHarness:
             run = _Run(opening(brief, limits.command_seconds), limits)
         else:  # the same agent continues after the verifier rejected its submission
             run = _Run([*resume.transcript, {"role": "user", "content": resume.feedback}], limits,
-                       first_step=len(resume.steps) + 1)
+                       first_step=len(resume.steps) + 1,
+                       cost_base=resume.steps[-1].cost_usd if resume.steps else 0.0)
         shell = self.sandbox.session(workspace)  # type: ignore[attr-defined]
         try:
             self._loop(model, run, shell)
@@ -115,7 +117,8 @@ class AgentHarness:
                 run.messages.append({"role": "user",
                                      "content": P.FORMAT_ERROR.format(found=len(commands))})
                 self.echo(f"  step {run.first_step + len(run.steps)}: format error "
-                          f"({len(commands)} bash blocks), ${run.cost_usd:.4f} so far")
+                          f"({len(commands)} bash blocks), "
+                          f"${run.cost_base + run.cost_usd:.4f} so far")
                 continue
             self._execute(run, shell, commands[0].strip())
 
@@ -124,10 +127,11 @@ class AgentHarness:
         timeout = max(1.0, min(run.limits.command_seconds, left))
         result: TestRun = shell.exec(command, timeout, run.limits.observation_bytes)  # type: ignore[attr-defined]
         number = run.first_step + len(run.steps)
-        run.steps.append(Step(number, command, result.exit_code, result.seconds, run.cost_usd))
+        spent = run.cost_base + run.cost_usd
+        run.steps.append(Step(number, command, result.exit_code, result.seconds, spent))
         code = "killed" if result.timed_out else f"exit {result.exit_code}"
         self.echo(f"  step {number}: {_one_line(command)} -> {code} ({result.seconds:.1f} s, "
-                  f"${run.cost_usd:.4f} so far)")
+                  f"${spent:.4f} so far)")
         lines = result.output.lstrip().splitlines()
         if not result.timed_out and lines and lines[0].strip().startswith(P.SENTINEL):
             run.submitted = lines[0].strip()

@@ -80,7 +80,7 @@ class FixJob:
     harness: str = DEFAULT_HARNESS  # for a candidate named without `@harness`
     limits: Limits = field(default_factory=lambda: Limits(max_cost_usd=0.0))  # per attempt
     harnesses: dict[str, Harness] = field(default_factory=dict)  # built on first use
-    rounds: int = 3  # agent submissions judged per attempt (the agent goes on when rejected)
+    rounds: int = 2  # agent submissions judged per attempt (the agent goes on when rejected)
     trajectory_dir: Path | None = None  # one JSON transcript per attempt
     group: Callable[[str], AbstractContextManager[None]] = lambda title: nullcontext()
 
