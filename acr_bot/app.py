@@ -8,13 +8,13 @@ from __future__ import annotations
 import hashlib
 from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from acr_bot.config import Settings
 from acr_bot.domain import Decision, Features, FixResult, Price, Task
 from acr_bot.errors import ConfigError
-from acr_bot.fixing.harness import Limits
+from acr_bot.fixing.harness import DEFAULT_HARNESS, Limits, arm_of, split_arm
 from acr_bot.fixing.loop import FixJob, run_fix
 from acr_bot.gitrepo import GitRepo
 from acr_bot.llm import LLMClient, ReplayBook, resolve_prices
@@ -25,8 +25,9 @@ from acr_bot.routing.outcomes import observations
 from acr_bot.routing.registry import make_policy
 from acr_bot.verify.local import LocalSandbox, Sandbox, detect_test_command
 
-TYPICAL_PROMPT_TOKENS = 8_000
-TYPICAL_COMPLETION_TOKENS = 2_000
+# A typical attempt's tokens, per harness: one prompt with files, or an agent's ~25 calls over
+# a growing conversation. The router weighs expected cost with them before any call.
+TYPICAL_TOKENS = {"edit": (8_000, 2_000), "agent": (250_000, 8_000)}
 
 
 def terminate_gracefully() -> None:
@@ -55,22 +56,26 @@ def task_from_text(text: str, source: str = "cli") -> Task:
 class Portfolio:
     """The models, their prices, and a client to call them."""
 
-    models: tuple[str, ...]
-    prices: dict[str, Price | None]
+    models: tuple[str, ...]  # candidates: `model` (the default harness) or `model@harness`
+    prices: dict[str, Price | None]  # by bare model and by candidate
     llm: LLMClient
+    harness: str = DEFAULT_HARNESS
 
-    def cost_hint(self, model: str) -> float | None:
+    def cost_hint(self, arm: str) -> float | None:
+        model, harness = split_arm(arm, self.harness)
         price = self.prices.get(model)
-        return price.cost(TYPICAL_PROMPT_TOKENS, TYPICAL_COMPLETION_TOKENS) if price else None
+        return price.cost(*TYPICAL_TOKENS[harness]) if price else None
 
 
 def portfolio(settings: Settings) -> Portfolio:
     replay = ReplayBook.load(settings.replay_file) if settings.replay_file else None
-    prices = resolve_prices(settings.models, settings.prices, replay.prices() if replay else None)
+    bare = tuple(dict.fromkeys(split_arm(arm)[0] for arm in settings.models))
+    prices = resolve_prices(bare, settings.prices, replay.prices() if replay else None)
     llm = LLMClient(timeout=settings.llm_timeout, retries=settings.llm_retries,
                     replay_file=settings.replay_file, api_bases=settings.api_bases, prices=prices,
                     max_tokens=settings.max_output_tokens)
-    return Portfolio(tuple(settings.models), prices, llm)
+    arms = {arm: prices.get(split_arm(arm)[0]) for arm in settings.models}
+    return Portfolio(tuple(settings.models), {**prices, **arms}, llm, settings.harness)
 
 
 def memory_path(repo_root: Path, settings: Settings) -> Path:
@@ -82,7 +87,10 @@ def build_policy(settings: Settings, memory: Memory, folio: Portfolio) -> Policy
     if settings.policy.startswith("fixed:") and fixed not in folio.models:
         raise ConfigError(f"policy {settings.policy}: {fixed!r} is not among the models "
                           f"({', '.join(folio.models)})")
-    return make_policy(settings.policy, observations(memory.records, memory.summaries),
+    # The router chooses between (model, harness) arms: each record counts for its arm.
+    records = [replace(r, model=arm_of(r.model, r.harness, settings.harness))
+               for r in memory.records]
+    return make_policy(settings.policy, observations(records, memory.summaries),
                        cost_hint=folio.cost_hint, seed=settings.seed,
                        cost_weight=settings.cost_weight)
 

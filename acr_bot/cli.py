@@ -70,7 +70,7 @@ def _cli_settings(repo: Path, **options: Any) -> Any:
 @click.option("--replay-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Answer replay/<name> models from this JSON file (offline).")
 @click.option("--harness", type=click.Choice(["agent", "edit"]),
-              help="How a model works: agent (shell loop) or edit (one prompt) [default: edit].")
+              help="How a model works: agent (shell loop) or edit (one prompt) [default: agent].")
 @click.option("--agent-steps", type=click.IntRange(min=1),
               help="Model calls per agent attempt [default: 40].")
 @click.option("--command-timeout", type=click.FloatRange(min=0),

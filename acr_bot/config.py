@@ -52,7 +52,7 @@ class Settings:
     sandbox_network: bool = False  # network for the setup step only
     replay_file: Path | None = None
     # How each attempt works (fixing/harness.py) and the agent's limits
-    harness: str = "edit"  # agent: a shell loop; edit: one prompt with SEARCH/REPLACE edits
+    harness: str = "agent"  # agent: a shell loop; edit: one prompt with SEARCH/REPLACE edits
     agent_steps: int = 40  # model calls per agent attempt
     command_timeout: float = 120.0  # seconds per agent command (its process group is killed)
     attempt_timeout: float = 1_800.0  # seconds per agent attempt

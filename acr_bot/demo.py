@@ -135,7 +135,8 @@ def run_demo(out: Path | None, echo: Callable[[str], None]) -> int:
     replay.write_text(json.dumps(replay_models(), indent=2))
     echo(_intro(project, replay))
     settings = replace(Settings(), models=("replay/mini", "replay/mid", "replay/pro"),
-                       replay_file=replay, test_command=f"{shlex.quote(sys.executable)} -m pytest -q")
+                       replay_file=replay, test_command=f"{shlex.quote(sys.executable)} -m pytest -q",
+                       harness="edit")
     task = app.task_from_text(TASK)
     result = app.fix(project, task, settings, echo=echo)
     echo("\n" + explain_decision(result.decisions[0]) if result.decisions else "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from acr_bot.domain import Attempt, Decision, FixResult, Record, TestRun
@@ -119,6 +120,7 @@ def pr_body(result: FixResult, marker: str, prefix: str = "/acr",
              f"## What changed\n{winner.note or 'The model gave no explanation.'}\n\n{files}",
              f"## Why {winner.model}\nPath: {path}\n\n{why}",
              f"## Attempts\n{attempts_table(result.attempts, markdown=True)}",
+             _agent_details(winner),
              f"## Test evidence\n{_evidence(result)}",
              f"**Cost:** ${result.cost_usd:.4f} over {len(result.attempts)} attempt(s).",
              "## Feedback\nComment `" + prefix + " revise <what to change>` for another "
@@ -127,6 +129,21 @@ def pr_body(result: FixResult, marker: str, prefix: str = "/acr",
              "choice of model learns from your verdict.",
              marker]
     return "\n\n".join(p for p in parts if p)
+
+
+def _agent_details(winner: Attempt, limit: int = 60_000) -> str:
+    """The winning change as a diff and, for an agent, the commands it ran (collapsed)."""
+    parts = []
+    if winner.commands:
+        items = "\n".join(f"{i}. `{' '.join(c.split())[:200].replace('`', chr(39))}`"
+                          for i, c in enumerate(winner.commands, 1))
+        parts.append(f"<details><summary>Commands the agent ran ({len(winner.commands)})"
+                     f"</summary>\n\n{items}\n\n</details>")
+    if winner.diff:
+        fence = "`" * max(3, max((len(r) for r in re.findall(r"`{3,}", winner.diff)), default=0) + 1)
+        parts.append(f"<details><summary>Diff</summary>\n\n{fence}diff\n{winner.diff[:limit]}\n"
+                     f"{fence}\n\n</details>")
+    return "\n\n".join(parts)
 
 
 def gave_up_comment(result: FixResult) -> str:

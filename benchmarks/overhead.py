@@ -64,7 +64,7 @@ def one_run(workdir: Path) -> dict[str, float]:
     replay = workdir / "models.json"
     replay.write_text(json.dumps(demo.replay_models()))
     args = ["fix", "--repo", str(project), "--task", demo.TASK, "--replay-file", str(replay),
-            "--models", "replay/mini,replay/mid,replay/pro",
+            "--models", "replay/mini,replay/mid,replay/pro", "--harness", "edit",
             "--test-cmd", f"{sys.executable} -m pytest -q -p no:cacheprovider"]
     env = {**os.environ, "LITELLM_OFFLINE_MODE": "true", "PYTHONPATH": str(ROOT)}
     launched = time.time()

@@ -433,7 +433,7 @@ def llm_fault_runs(tmp: Path) -> list[dict[str, Any]]:
             memory = tmp / f"llm-{name}.json"
             settings = replace(Settings(), models=("replay/flaky", "replay/ok"),
                                replay_file=replay, test_command=PYTEST, llm_retries=2,
-                               policy="cheapest-first", max_attempts=1)
+                               policy="cheapest-first", max_attempts=1, harness="edit")
             outcome, detail = "error", ""
             try:
                 result = app.fix(repo, app.task_from_text(demo.TASK), settings,
@@ -485,7 +485,8 @@ class World:
                "GITHUB_OUTPUT": str(self.output), "GITHUB_STEP_SUMMARY": str(self.summary),
                "GITHUB_RUN_ID": str(100 + self.runs), "INPUT_GITHUB-TOKEN": "ghs_" + "T" * 36,
                "INPUT_MODELS": "replay/strong", "INPUT_TEST-COMMAND": PYTEST,
-               "INPUT_POLICY": "cheapest-first", "ACR_REPLAY_FILE": str(replay), **extra}
+               "INPUT_POLICY": "cheapest-first", "ACR_REPLAY_FILE": str(replay),
+               "INPUT_HARNESS": "edit", **extra}
         ctx = action_context(env)
         settings = load_settings(self.workspace, env=env)
         return action.run(ctx, settings, env, action.Console(self.lines.append),
@@ -617,7 +618,8 @@ def kill_run(tmp: Path, stage: str) -> dict[str, Any]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "acr_bot", "fix", "--repo", str(repo), "--task", demo.TASK,
          "--test-cmd", f"{PYTEST} -k 'not {marker}'", "--models", "replay/a,replay/b",
-         "--replay-file", str(replay), "--policy", "cheapest-first", "--memory", str(memory)],
+         "--replay-file", str(replay), "--policy", "cheapest-first", "--memory", str(memory),
+         "--harness", "edit"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)})
     lines: list[str] = []
@@ -706,7 +708,7 @@ def cli_secret_run(tmp: Path) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "acr_bot", "fix", "--repo", str(repo), "--task", demo.TASK,
          "--test-cmd", PYTEST, "--models", "replay/m", "--replay-file", str(replay),
-         "--memory", str(memory), "--json"],
+         "--memory", str(memory), "--json", "--harness", "edit"],
         check=False, capture_output=True, text=True, cwd=tmp, timeout=300,
         env={**os.environ, **secrets, "PYTHONPATH": str(ROOT)})
     texts = {"stdout": done.stdout, "stderr": done.stderr,

@@ -87,7 +87,8 @@ class World:
                "GITHUB_OUTPUT": str(self.output), "GITHUB_STEP_SUMMARY": str(self.summary),
                "GITHUB_RUN_ID": str(1000 + self.runs),
                "INPUT_GITHUB-TOKEN": "ghs_" + "T" * 36, "INPUT_MODELS": "replay/strong",
-               "INPUT_TEST-COMMAND": PYTEST, "INPUT_POLICY": "cheapest-first"}
+               "INPUT_TEST-COMMAND": PYTEST, "INPUT_POLICY": "cheapest-first",
+               "INPUT_HARNESS": "edit"}
         if replay is not None:
             env["ACR_REPLAY_FILE"] = str(replay)
         env.update(extra)

@@ -17,8 +17,9 @@ from acr_bot.config import Settings
 from acr_bot.domain import FixResult
 from acr_bot.gitrepo import git
 from acr_bot.memory.store import Memory
+from acr_bot.report import pr_body
 from tests.support.agent import SUBMIT, agent_model, script, turn
-from tests.support.calc import FILES, TASK
+from tests.support.calc import FILES, TASK, WRONG_FIX
 
 FIX_MUL = "sed -i '/def mul/{n;s/a + b/a * b/}' calc.py"
 
@@ -65,6 +66,9 @@ def test_agent_reads_edits_tests_and_submits_a_verified_fix(repo: Path, tmp_path
     doc = json.loads(Path(attempt.trajectory).read_text())
     assert doc["harness"] == "agent" and len(doc["steps"]) == 4
     assert "<returncode>0</returncode>" in doc["messages"][3]["content"]  # cat's observation
+    body = pr_body(result, "<!-- acr -->")
+    assert "<summary>Commands the agent ran (4)</summary>" in body and f"2. `{FIX_MUL}`" in body
+    assert "-    return a + b\n+    return a * b" in body.split("<summary>Diff</summary>")[1]
 
 
 def test_agent_finds_the_bug_with_grep_in_a_thousand_file_repo(make_repo, tmp_path: Path) -> None:
@@ -226,3 +230,26 @@ def test_agent_commands_do_not_see_the_bots_secrets(repo: Path, tmp_path: Path,
 
     doc = json.loads(Path(result.attempts[0].trajectory).read_text())
     assert "<output>\n0\n/dev/null" in doc["messages"][3]["content"]
+
+
+def test_a_cascade_opens_with_a_cheap_single_prompt_and_escalates_to_an_agent(
+        repo: Path, tmp_path: Path) -> None:
+    replay = tmp_path / "arms.json"
+    replay.write_text(json.dumps({"models": {
+        "cheap": {"input_cost_per_token": 1e-7, "output_cost_per_token": 4e-7,
+                  "replies": [{"text": WRONG_FIX}]},
+        "strong": agent_model(script(FIX_MUL, SUBMIT), price=1e-6)}}))
+    settings = agent_settings(replay, "cheap@edit", "strong")
+    result = fix(repo, settings)
+
+    assert result.outcome == "fixed", result.reason
+    assert [(a.model, a.harness, a.outcome) for a in result.attempts] == [
+        ("replay/cheap@edit", "edit", "tests_failed"), ("replay/strong", "agent", "passed")]
+    memory = Memory.load(repo / ".acr/memory.json")
+    assert [(r.model, r.harness) for r in memory.records] == [
+        ("replay/cheap", "edit"), ("replay/strong", "agent")]
+    # The router knows each (model, harness) arm by its own record.
+    _, decision = app.route(app.task_from_text(TASK), replace(settings, policy="learned"),
+                            memory)
+    records = {e.model: e.records for e in decision.estimates}
+    assert records["replay/cheap@edit"] == 1 and "replay/strong" in records

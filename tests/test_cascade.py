@@ -46,7 +46,7 @@ def past_records(n: int = 30) -> list[Record]:
 def bot_run(make_repo, make_replay, tmp_path: Path, weight: float) -> tuple[FixResult, Settings]:
     replay = make_replay({"cheap": [WRONG_FIX], "mid": [WRONG_FIX2], "pro": [FIX]})
     settings = replace(Settings(), models=MODELS, replay_file=replay, test_command=PYTEST,
-                       policy="learned", cost_weight=weight, llm_retries=0)
+                       policy="learned", cost_weight=weight, llm_retries=0, harness="edit")
     memory_file = tmp_path / "memory.json"
     Memory(memory_file, past_records()).save()
     result = app.fix(make_repo(FILES), app.task_from_text(TASK), settings,

@@ -28,7 +28,8 @@ TASK = "mul() adds instead of multiplying\n\ntests/test_calc.py::test_mul fails.
 
 def fix_args(repo: Path, replay: Path, *extra: str) -> list[str]:
     return ["fix", "--repo", str(repo), "--test-cmd", PYTEST, "--replay-file", str(replay),
-            "--models", "replay/cheap,replay/strong", "--policy", "cheapest-first", *extra]
+            "--models", "replay/cheap,replay/strong", "--policy", "cheapest-first",
+            "--harness", "edit", *extra]
 
 
 def test_fix_json_reports_a_verified_fix(make_repo, make_replay) -> None:

@@ -153,7 +153,7 @@ def test_action_container_fixes_a_labelled_issue(
         "GITHUB_REF": "refs/heads/main", "GITHUB_RUN_ID": "4242", "GITHUB_ACTOR": "Codertocat",
         "GITHUB_OUTPUT": "/github/file_commands/set_output",
         "GITHUB_STEP_SUMMARY": "/github/file_commands/step_summary",
-        "INPUT_GITHUB-TOKEN": TOKEN, "INPUT_MODELS": ",".join(MODELS),
+        "INPUT_GITHUB-TOKEN": TOKEN, "INPUT_MODELS": ",".join(MODELS), "INPUT_HARNESS": "edit",
         "INPUT_TEST-COMMAND": "python3 -m pytest -q", "INPUT_TRIGGER-LABEL": "",
         "INPUT_MAX-ATTEMPTS": "", "INPUT_DRAFT": "",
         "ACR_REPLAY_FILE": "/github/acr/replay.json",

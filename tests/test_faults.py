@@ -96,7 +96,7 @@ def fix(repo: Path, replay: Path, models: tuple[str, ...], memory: Path,
         **changes: Any) -> FixResult:
     settings = replace(Settings(), models=tuple(f"replay/{m}" for m in models),
                        replay_file=replay, test_command=PYTEST, policy="cheapest-first",
-                       **{"llm_retries": 2, **changes})
+                       **{"llm_retries": 2, "harness": "edit", **changes})
     return app.fix(repo, app.task_from_text(TASK), settings, memory_file=memory)
 
 
@@ -405,7 +405,7 @@ def test_sigterm_at_any_stage_leaves_nothing_half_done(make_repo, make_replay, t
     proc = subprocess.Popen(
         [sys.executable, "-m", "acr_bot", "fix", "--repo", str(repo), "--task", TASK,
          "--test-cmd", command, "--models", "replay/a,replay/b", "--replay-file", str(replay),
-         "--policy", "cheapest-first", "--memory", str(memory_file)],
+         "--policy", "cheapest-first", "--memory", str(memory_file), "--harness", "edit"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env={**os.environ, "LITELLM_OFFLINE_MODE": "true", "PYTHONUNBUFFERED": "1"})
     lines: list[str] = []

@@ -41,7 +41,8 @@ STALE = ("Use the power operator.\n\ncalc.py\n<<<<<<< SEARCH\n    return a ** b\
 def settings_for(replay: Path, *names: str, **changes: object) -> Settings:
     """Replayed models, cheapest first (make_replay prices them in the order given)."""
     return replace(Settings(), models=tuple(f"replay/{n}" for n in names), replay_file=replay,
-                   test_command=PYTEST, policy="cheapest-first", llm_retries=0, **changes)
+                   test_command=PYTEST, policy="cheapest-first", llm_retries=0,
+                   **{"harness": "edit", **changes})
 
 
 def run(repo: Path, settings: Settings, task: str = TASK, **kwargs: object) -> FixResult:

@@ -421,7 +421,8 @@ def test_sigterm_to_acr_bot_fix_removes_its_container(
     memory = tmp_path / "memory.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "acr_bot", "fix", "--repo", str(repo), "--task", "anything",
-         "--models", "replay/m", "--replay-file", str(replay), "--memory", str(memory)],
+         "--models", "replay/m", "--replay-file", str(replay), "--memory", str(memory),
+         "--harness", "edit"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_bot_env())
     try:
         deadline = time.monotonic() + 60
@@ -483,7 +484,8 @@ def test_app_fix_end_to_end_in_docker(docker_client: docker.DockerClient, make_r
     settings = replace(Settings(), models=("replay/cheap", "replay/strong"), replay_file=replay,
                        test_command="python3 -m unittest -v", policy="cheapest-first",
                        llm_retries=0, sandbox="docker", sandbox_image=IMAGE,
-                       setup_command="echo setup-done > /opt/ready", test_timeout=60)
+                       setup_command="echo setup-done > /opt/ready", test_timeout=60,
+                       harness="edit")
     memory_file = tmp_path / "memory.json"
     head = git(repo, "rev-parse", "HEAD")
 

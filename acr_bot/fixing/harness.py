@@ -17,7 +17,7 @@ from acr_bot.domain import Attempt, Price, Task, TestRun
 from acr_bot.fixing.context import Context
 
 HARNESSES = ("agent", "edit")
-DEFAULT_HARNESS = "edit"
+DEFAULT_HARNESS = "agent"
 
 # What a harness reports; the loop turns "edited" into "passed" or "tests_failed" by verifying.
 HarnessOutcome = Literal["edited", "no_edits", "apply_failed", "provider_fault", "no_submit"]
@@ -101,3 +101,9 @@ def split_arm(arm: str, default: str = DEFAULT_HARNESS) -> tuple[str, str]:
     if sep and name in HARNESSES and model:
         return model, name
     return arm, default
+
+
+def arm_of(model: str, harness: str, default: str = DEFAULT_HARNESS) -> str:
+    """The candidate name the router knows an attempt by: the bare model for the default
+    harness (and for records older than harnesses), `model@harness` otherwise."""
+    return model if harness in ("", default) else f"{model}@{harness}"

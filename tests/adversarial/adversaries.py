@@ -58,7 +58,8 @@ def new_token() -> str:
 def settings_for(replay: Path, *names: str, **changes: Any) -> Settings:
     """Replayed models, cheapest first (make_replay prices them in the order given)."""
     base = {"models": tuple(f"replay/{n}" for n in names), "replay_file": replay,
-            "test_command": GREP, "policy": "cheapest-first", "llm_retries": 0}
+            "test_command": GREP, "policy": "cheapest-first", "llm_retries": 0,
+            "harness": "edit"}
     return replace(Settings(), **{**base, **changes})
 
 
@@ -177,7 +178,8 @@ class World:
                "GITHUB_OUTPUT": str(self.output), "GITHUB_STEP_SUMMARY": str(self.summary),
                "GITHUB_RUN_ID": str(1000 + self.runs), "INPUT_GITHUB-TOKEN": self.token,
                "INPUT_MODELS": "replay/strong", "INPUT_TEST-COMMAND": self.test_command,
-               "INPUT_POLICY": "cheapest-first", "INPUT_LLM-RETRIES": "0"}
+               "INPUT_POLICY": "cheapest-first", "INPUT_LLM-RETRIES": "0",
+               "INPUT_HARNESS": "edit"}
         if replay is not None:
             env["ACR_REPLAY_FILE"] = str(replay)
         env.update(extra)
