@@ -26,8 +26,10 @@ from acr_bot.routing.registry import make_policy
 from acr_bot.verify.local import LocalSandbox, Sandbox, detect_test_command
 
 # A typical attempt's tokens, per harness: one prompt with files, or an agent's ~25 calls over
-# a growing conversation. The router weighs expected cost with them before any call.
-TYPICAL_TOKENS = {"edit": (8_000, 2_000), "agent": (250_000, 8_000)}
+# a growing conversation (mini-SWE-agent's published SWE-bench costs, e.g. $0.37 a task for
+# claude-sonnet-4 at $3/$15 per M tokens, are about 100k tokens in and 6k out). The router
+# weighs expected cost with them before any call.
+TYPICAL_TOKENS = {"edit": (8_000, 2_000), "agent": (100_000, 6_000)}
 
 
 def terminate_gracefully() -> None:

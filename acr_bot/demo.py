@@ -94,7 +94,8 @@ def _reply(explanation: str, blocks: str) -> str:
 
 
 def replay_models() -> dict[str, object]:
-    """Three scripted models: a cheap wrong fix, an edit that does not apply, a real fix."""
+    """Three scripted single-prompt models: a wrong fix, an edit that does not apply, a real
+    fix (the `edit` harness; benchmarks and Action tests use them)."""
     wrong = format_edits(make_edits("stats/core.py", CORE, WRONG))
     stale = ("stats/core.py\n<<<<<<< SEARCH\n    return values[len(values) // 2]\n=======\n"
              "    return statistics.median(values)\n>>>>>>> REPLACE\n")
@@ -106,6 +107,50 @@ def replay_models() -> dict[str, object]:
             {"text": _reply("Use the statistics module.", stale)}]},
         "pro": {"input_cost_per_token": 5e-06, "output_cost_per_token": 2.5e-05, "replies": [
             {"text": _reply("Average the two middle values when the count is even.", right)}]},
+    }}
+
+
+def _turn(thought: str, command: str, match: str | None = None) -> dict[str, object]:
+    """One agent turn: a THOUGHT and one bash block, used once (in order unless `match`)."""
+    reply: dict[str, object] = {"text": f"THOUGHT: {thought}\n\n```bash\n{command}\n```\n",
+                                "times": 1}
+    if match:
+        reply["match"] = match
+    return reply
+
+
+_EDIT = """python3 - <<'EOF'
+from pathlib import Path
+path = Path("stats/core.py")
+path.write_text(path.read_text().replace(
+    "    return ordered[middle]\\n",
+    "    if len(ordered) % 2:\\n        return ordered[middle]\\n"
+    "    return (ordered[middle - 1] + ordered[middle]) / 2\\n"))
+EOF"""
+
+
+def agent_models(python: str) -> dict[str, object]:
+    """Two scripted agents: mini "fixes" the test (rejected), pro finds and fixes the code."""
+    tests = f"{python} -m pytest -q -p no:cacheprovider 2>&1 | tail -1"
+    submit = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
+    return {"models": {
+        "mini": {"input_cost_per_token": 1.5e-07, "output_cost_per_token": 6e-07, "replies": [
+            _turn("Let me read the failing test first.", "cat tests/test_core.py"),
+            _turn("The test expects 2.5 where median returns 3; I will align the test.",
+                  "sed -i 's/median(\\[4, 1, 3, 2\\]) == 2.5/median([4, 1, 3, 2]) == 3/' "
+                  "tests/test_core.py"),
+            _turn("Run the tests.", tests),
+            _turn("All green: submit.", submit),
+            _turn("The verifier kept the original tests. I have nothing better: submit again.",
+                  submit, match="rejected it")]},
+        "pro": {"input_cost_per_token": 5e-06, "output_cost_per_token": 2.5e-05, "replies": [
+            _turn("Find where median is defined.", "grep -rn 'def median' --include=*.py ."),
+            _turn("Read the function with line numbers.", "nl -ba stats/core.py | sed -n '12,19p'",
+                  match=r"stats/core\.py:\d+:def median"),
+            _turn("For an even count, average the two middle values.", _EDIT),
+            _turn("Run the whole suite.", tests),
+            _turn("5 passed: submit the change to stats/core.py.", submit,
+                  match=r"5 passed")]},
     }}
 
 
@@ -132,11 +177,14 @@ def run_demo(out: Path | None, echo: Callable[[str], None]) -> int:
         raise SystemExit(f"{root / 'stats-project'} already exists: pick an empty --out")
     project = build_project(root)
     replay = root / "demo-models.json"
-    replay.write_text(json.dumps(replay_models(), indent=2))
+    python = shlex.quote(sys.executable)
+    replay.write_text(json.dumps(agent_models(python), indent=2))
     echo(_intro(project, replay))
-    settings = replace(Settings(), models=("replay/mini", "replay/mid", "replay/pro"),
-                       replay_file=replay, test_command=f"{shlex.quote(sys.executable)} -m pytest -q",
-                       harness="edit")
+    # cost_weight 0.2: a verified fix is worth $5 here, so an agent on the pricier model is
+    # worth trying after the cheap one failed.
+    settings = replace(Settings(), models=("replay/mini", "replay/pro"), harness="agent",
+                       replay_file=replay, test_command=f"{python} -m pytest -q",
+                       cost_weight=0.2)
     task = app.task_from_text(TASK)
     result = app.fix(project, task, settings, echo=echo)
     echo("\n" + explain_decision(result.decisions[0]) if result.decisions else "")
@@ -149,10 +197,12 @@ def _intro(project: Path, replay: Path) -> str:
     return textwrap.dedent(f"""\
         acr-bot demo
         Project: {project} (a real git repo; tests/test_core.py::test_median_even fails)
-        Models:  replay/mini, replay/mid, replay/pro. They are REPLAYED from {replay.name}:
-                 scripted answers through litellm's real call path, offline, no API key.
-                 mini answers with a wrong fix, mid with an edit that does not apply,
-                 pro with a real fix.
+        Models:  replay/mini and replay/pro, each an AGENT with a shell in the project: one
+                 command per turn, the output goes back, it submits when done. Their turns
+                 are REPLAYED from {replay.name}: scripted answers through litellm's real
+                 call path, offline, no API key; the commands really run.
+                 mini "fixes" the test instead of the code; pro greps for the function,
+                 edits it, runs the tests and submits.
         """)
 
 

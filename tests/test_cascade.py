@@ -125,7 +125,7 @@ def test_the_third_run_goes_straight_to_the_model_that_fixed_the_task(make_repo,
     for _ in range(3):
         out = CliRunner().invoke(cli, ["fix", "--repo", str(repo), "--test-cmd", PYTEST,
                                        "--replay-file", str(replay), "--models", models,
-                                       "--task", TASK, "--json"])
+                                       "--task", TASK, "--json", "--harness", "edit"])
         assert out.exit_code == 0, out.output
         runs.append(json.loads(out.stdout))
 

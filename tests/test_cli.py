@@ -126,6 +126,12 @@ def test_demo_completes_and_leaves_a_branch(tmp_path: Path) -> None:
     assert "verified fix" in result.output
     records = Memory.load(project / ".acr" / "memory.json").records
     assert [r.outcome for r in records][-1] == "passed"
+    # The agent story: mini "fixes" the test (rejected: the original tests decide), pro greps,
+    # edits, runs the tests and submits.
+    assert [(r.model, r.harness, r.outcome) for r in records] == [
+        ("replay/mini", "agent", "tests_failed"), ("replay/pro", "agent", "passed")]
+    assert "the patch changes only tests" in result.output
+    assert "step 1: grep -rn 'def median'" in result.output
     # A second demo into the same directory refuses rather than mixing projects.
     again = CliRunner().invoke(cli, ["demo", "--out", str(out)])
     assert again.exit_code != 0

@@ -527,7 +527,7 @@ def test_the_command_runs_whatever_the_images_entrypoint(
     right = "Multiply.\n\n" + format_edits(make_edits("calc.py", CALC, FIXED))
     settings = replace(Settings(), models=("replay/strong",), replay_file=make_replay(
         {"strong": [right]}), test_command="python3 -m unittest -v", llm_retries=0,
-        sandbox="docker", sandbox_image=image, test_timeout=60)
+        sandbox="docker", sandbox_image=image, test_timeout=60, harness="edit")
 
     result = app.fix(repo, app.task_from_text("mul() adds instead of multiplying"), settings,
                      memory_file=tmp_path / "memory.json")

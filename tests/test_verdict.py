@@ -228,7 +228,7 @@ def test_a_module_that_failed_to_collect_must_run_and_pass_after_the_fix(make_re
     real = reply("calc.py", CALC, FIXED + "\n\ndef div(a, b):\n    return a / b\n")
     settings = replace(Settings(), models=("replay/a", "replay/b"), policy="cheapest-first",
                        replay_file=make_replay({"a": [dodge], "b": [real]}), test_command=PYTEST,
-                       llm_retries=0)
+                       llm_retries=0, harness="edit")
     result = app.fix(repo, app.task_from_text(task), settings)
 
     assert [a.outcome for a in result.attempts] == ["tests_failed", "passed"], result.reason
@@ -251,7 +251,8 @@ def test_a_baseline_that_cannot_import_the_package_stops_before_any_model_call(
     replay = make_replay({"a": [FIX]})
     lines: list[str] = []
     settings = replace(Settings(), models=("replay/a",), replay_file=replay, llm_retries=0,
-                       test_command=f"{sys.executable} -m pytest -q -p no:cacheprovider")
+                       test_command=f"{sys.executable} -m pytest -q -p no:cacheprovider",
+                       harness="edit")
     result = app.fix(repo, app.task_from_text(TASK), settings, echo=lines.append)
 
     assert result.outcome == "gave_up" and result.attempts == ()
@@ -268,7 +269,7 @@ def test_the_detected_command_makes_a_src_layout_importable_and_the_fix_passes(
     assert detect_test_command(repo) == "PYTHONPATH=src python -m pytest -q"
     fixed = reply("src/calc/__init__.py", CALC, FIXED)
     settings = replace(Settings(), models=("replay/a",), replay_file=make_replay({"a": [fixed]}),
-                       llm_retries=0)
+                       llm_retries=0, harness="edit")
     lines: list[str] = []
     result = app.fix(repo, app.task_from_text(TASK), settings, echo=lines.append)
 
@@ -333,5 +334,5 @@ def repo_with_fix_and_cheat(make_repo, make_replay):
     cheat = reply("pytest.ini", FILES["pytest.ini"], FILES["pytest.ini"]
                   + "addopts = --deselect tests/test_calc.py::test_mul\n") + "\n" + WRONG_FIX
     settings = replace(Settings(), models=("replay/a",), replay_file=make_replay({"a": [cheat]}),
-                       test_command=PYTEST, llm_retries=0, max_attempts=1)
+                       test_command=PYTEST, llm_retries=0, max_attempts=1, harness="edit")
     return app.fix(repo, app.task_from_text(TASK), settings)
