@@ -253,3 +253,16 @@ def test_a_cascade_opens_with_a_cheap_single_prompt_and_escalates_to_an_agent(
                             memory)
     records = {e.model: e.records for e in decision.estimates}
     assert records["replay/cheap@edit"] == 1 and "replay/strong" in records
+
+
+def test_the_attempt_time_limit_ends_an_agent_and_caps_its_last_command(
+        repo: Path, tmp_path: Path) -> None:
+    replay = write_replay(tmp_path, {"agent": [turn("sleep 30", times=None)]})
+    started = time.monotonic()
+    result = fix(repo, agent_settings(replay, "agent", attempt_timeout=4, command_timeout=60,
+                                      max_attempts=1))
+
+    attempt = result.attempts[0]
+    assert attempt.outcome == "no_submit" and "time limit" in attempt.detail
+    assert attempt.steps == 1  # the one `sleep 30` was cut at the attempt's 4 s
+    assert time.monotonic() - started < 30
