@@ -112,7 +112,7 @@ def run_case(case: Case, root: Path, make_replay, **changes: object) -> FixResul
     replay = make_replay({m.name: [answer(root, m)] for m in case.models})
     base = {"models": tuple(f"replay/{m.name}" for m in case.models), "replay_file": replay,
             "policy": "cheapest-first", "llm_retries": 0, "max_attempts": len(case.models),
-            "test_command": case.test_command, "test_timeout": 120}
+            "test_command": case.test_command, "test_timeout": 120, "harness": "edit"}
     settings = replace(Settings(), **{**base, **changes})
     return app.fix(root, app.task_from_text(case.task), settings)
 
