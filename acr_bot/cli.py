@@ -166,15 +166,18 @@ def cli_demo(out: Path | None) -> None:
               help="Memory file [default: <repo>/.acr/memory.json].")
 @click.option("--models", help="Comma-separated candidate models.")
 @click.option("--policy", help=f"Routing policy: {POLICY_NAMES}.")
+@click.option("--harness", type=click.Choice(["agent", "edit"]),
+              help="The harness of models named without @harness [default: agent].")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 @friendly_errors
 def cli_route(task: str | None, task_file: Path | None, repo: Path, memory_file: Path | None,
-              models: str | None, policy: str | None, as_json: bool) -> None:
+              models: str | None, policy: str | None, harness: str | None,
+              as_json: bool) -> None:
     """Show which model the router would pick for a task, and why. Calls no model."""
     from acr_bot.memory.store import Memory
     from acr_bot.report import explain_decision
 
-    settings = _cli_settings(repo, models=models, policy=policy)
+    settings = _cli_settings(repo, models=models, policy=policy, harness=harness)
     the_task = app.task_from_text(_read_task(task, task_file))
     memory = Memory.load(memory_file or app.memory_path(repo.resolve(), settings))
     features, decision = app.route(the_task, settings, memory, repo=repo)

@@ -249,8 +249,8 @@ def test_a_cascade_opens_with_a_cheap_single_prompt_and_escalates_to_an_agent(
     assert [(r.model, r.harness) for r in memory.records] == [
         ("replay/cheap", "edit"), ("replay/strong", "agent")]
     # The router knows each (model, harness) arm by its own record.
-    _, decision = app.route(app.task_from_text(TASK), replace(settings, policy="learned"),
-                            memory)
+    other = app.task_from_text("sub() crashes on floats\n\nsub(0.5, 0.25) raises TypeError.")
+    _, decision = app.route(other, replace(settings, policy="learned"), memory)
     records = {e.model: e.records for e in decision.estimates}
     assert records["replay/cheap@edit"] == 1 and "replay/strong" in records
 
@@ -266,3 +266,16 @@ def test_the_attempt_time_limit_ends_an_agent_and_caps_its_last_command(
     assert attempt.outcome == "no_submit" and "time limit" in attempt.detail
     assert attempt.steps == 1  # the one `sleep 30` was cut at the attempt's 4 s
     assert time.monotonic() - started < 30
+
+
+def test_an_agent_that_commits_or_switches_branches_does_not_move_the_base(
+        repo: Path, tmp_path: Path) -> None:
+    replay = write_replay(tmp_path, {"agent": script(
+        FIX_MUL, "git add -A && git commit -qm 'agent commit' && git checkout -q -b agent-branch",
+        SUBMIT)})
+    result = fix(repo, agent_settings(replay, "agent"))
+
+    assert result.outcome == "fixed", result.reason
+    assert result.attempts[0].files == ("calc.py",)
+    log = git(repo, "log", "--format=%s", result.branch).splitlines()
+    assert "agent commit" not in log and len(log) == 2  # the base, then the bot's fix commit

@@ -137,7 +137,7 @@ def test_the_third_run_goes_straight_to_the_model_that_fixed_the_task(make_repo,
     assert len({r.run for r in records}) == 3  # every record carries its run
 
     route = CliRunner().invoke(cli, ["route", "--repo", str(repo), "--models", models,
-                                     "--task", TASK])
+                                     "--task", TASK, "--harness", "edit"])
     assert route.exit_code == 0, route.output
     assert route.stdout.strip() == ("Chose replay/good (learned): it verified a fix for this "
                                     "same task before")

@@ -159,7 +159,8 @@ def test_every_input_is_described_and_empty_by_default() -> None:
 def _sample(field: str) -> str:
     """An input value that the field's parser accepts and that differs from the default."""
     default = DEFAULT_MODELS if field == "models" else getattr(Settings(), field)
-    for candidate in ("4", "false", "true", "frozen", "docker", "o/r", "a/**,b/**", "admin"):
+    for candidate in ("4", "false", "true", "frozen", "docker", "o/r", "a/**,b/**", "admin",
+                      "edit"):
         if field == "models":
             return "replay/a,replay/b"
         try:

@@ -93,11 +93,16 @@ class AgentHarness:
             run = _Run([*resume.transcript, {"role": "user", "content": resume.feedback}], limits,
                        first_step=len(resume.steps) + 1,
                        cost_base=resume.steps[-1].cost_usd if resume.steps else 0.0)
+        head = git(workspace, "rev-parse", "HEAD")
         shell = self.sandbox.session(workspace)  # type: ignore[attr-defined]
         try:
             self._loop(model, run, shell)
         finally:
             shell.close()  # docker: the container's tree comes back to the workspace
+            # A `git commit` or `git checkout` by the agent must not move the attempt's base:
+            # HEAD goes back (detached, no branch touched); its changes stay in the tree.
+            git(workspace, "update-ref", "--no-deref", "HEAD", head)
+            git(workspace, "reset", "--quiet")
         return finish(run, brief, workspace, prior=resume)
 
     def _loop(self, model: str, run: _Run, shell: object) -> None:
@@ -232,7 +237,7 @@ def settle(workspace: Path, brief: Brief, submit_line: str) -> tuple[list[str], 
     and is deleted, unless the agent named it after the sentinel. Changed tracked files always
     count. Untracked files that existed before the attempt (the setup's) are not the agent's.
     """
-    named = set(submit_line.split()[1:])
+    named = {name.removeprefix("./") for name in submit_line.split()[1:]}
     before = set(brief.untracked)
     changed, reverted = [], []
     for status, path in _status(workspace):
