@@ -29,7 +29,8 @@ RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-de
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    LITELLM_OFFLINE_MODE=true
+    LITELLM_OFFLINE_MODE=true \
+    ACR_BOT_CONTAINER=1
 
 # Actions runs container actions as root and mounts the workspace at /github/workspace.
 ENTRYPOINT ["/opt/venv/bin/python", "/opt/acr-bot/entrypoint.py"]

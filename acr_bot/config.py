@@ -312,3 +312,20 @@ def action_context(env: Mapping[str, str] | None = None) -> ActionContext:
         actor=env.get("GITHUB_ACTOR", ""), step_summary=path("GITHUB_STEP_SUMMARY"),
         output=path("GITHUB_OUTPUT"),
         bot_login=env.get("INPUT_BOT-LOGIN") or env.get("ACR_BOT_LOGIN") or "github-actions[bot]")
+
+
+# --- YAML for other modules (this is the only yaml importer) ---------------------------------
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file's data; a file that cannot be read or parsed is a ConfigError."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read it as YAML: {exc}") from None
+
+
+def dump_yaml(data: Any) -> str:
+    """Block-style YAML, keys in the given order, long lines kept whole."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=1000,
+                          allow_unicode=True)

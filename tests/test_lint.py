@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -135,14 +136,74 @@ def test_shellcheck_passes_on_the_ci_scripts() -> None:
 # --- action.yml against the code -------------------------------------------------------------
 
 
-def test_action_runs_the_dockerfile() -> None:
-    assert ACTION_DATA["runs"] == {"using": "docker", "image": "Dockerfile"}
-    assert (REPO_ROOT / "Dockerfile").is_file() and (REPO_ROOT / "entrypoint.py").is_file()
+def test_action_runs_on_the_runner_with_its_own_python() -> None:
+    runs = ACTION_DATA["runs"]
+    assert runs["using"] == "composite"
+    steps = {step.get("id"): step for step in runs["steps"]}
+    # its own Python, never put on the job's PATH; its venv cached by version and OS
+    assert steps["python"]["uses"].startswith("actions/setup-python@")
+    assert steps["python"]["with"]["update-environment"] is False
+    assert steps["cache"]["uses"].startswith("actions/cache@")
+    assert "runner.os" not in steps["cache"]["with"]["key"]  # the key step adds RUNNER_OS
+    script = (REPO_ROOT / "scripts" / "action.sh").read_text()
+    assert "RUNNER_OS" in script and "requirements.lock" in script
+    assert "--require-hashes" in script and '-E -s "$here/entrypoint.py"' in script
+    for key in ("name", "description", "author"):
+        assert isinstance(ACTION_DATA.get(key), str) and ACTION_DATA[key].strip(), key
+
+
+def test_the_run_step_passes_every_input() -> None:
+    """A composite action gets no INPUT_ variables from the runner: the run step maps each."""
+    (step,) = [s for s in ACTION_DATA["runs"]["steps"] if s.get("id") == "run"]
+    expected = {f"INPUT_{name.upper().replace('-', '_')}": f"${{{{ inputs.{name} }}}}"
+                for name in INPUTS}
+    passed = {k: v for k, v in step["env"].items() if k.startswith("INPUT_")}
+    assert passed == expected
+    for name, spec in ACTION_DATA["outputs"].items():
+        assert spec["value"] == f"${{{{ steps.run.outputs.{name} }}}}", name
+    assert action_inputs({"INPUT_MAX_ATTEMPTS": "4"}) == {"max_attempts": 4}
+    assert action_context({"GITHUB_EVENT_NAME": "issues", "GITHUB_REPOSITORY": "o/r",
+                           "INPUT_GITHUB_TOKEN": "ghs_x"}).token == "ghs_x"
+
+
+def test_the_container_form_matches_the_composite_action() -> None:
+    docker_action = load(REPO_ROOT / "docker" / "action.yml")
+    assert docker_action["runs"]["using"] == "docker"
+    assert docker_action["runs"]["image"].startswith("docker://ghcr.io/acr-bot/acr-bot:v")
+    assert docker_action["inputs"] == INPUTS
+    assert {k: v["description"] for k, v in docker_action["outputs"].items()} == {
+        k: v["description"] for k, v in ACTION_DATA["outputs"].items()}
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     assert re.search(r'^ENTRYPOINT \[.*"/opt/acr-bot/entrypoint\.py"\]$', dockerfile, re.MULTILINE)
     assert re.search(r"^COPY .*\bentrypoint\.py\b", dockerfile, re.MULTILINE)
-    for key in ("name", "description", "author"):
-        assert isinstance(ACTION_DATA.get(key), str) and ACTION_DATA[key].strip(), key
+    release = load(REPO_ROOT / ".github" / "workflows" / "release.yml")
+    assert release["on"]["push"]["tags"] == ["v*.*.*"]
+    assert release["permissions"]["packages"] == "write"
+    pushed = [s for s in release["jobs"]["image"]["steps"]
+              if str(s.get("uses", "")).startswith("docker/build-push-action@")]
+    assert pushed and pushed[0]["with"]["push"] is True
+
+
+def test_the_lock_pins_every_dependency_with_hashes() -> None:
+    lock = (REPO_ROOT / "requirements.lock").read_text()
+    pinned = {re.sub(r"[-_.]+", "-", m.lower()) for m in re.findall(
+        r"^([A-Za-z0-9_.-]+)==", lock, re.MULTILINE)}
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        name = re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", requirement)[0].lower())
+        assert name in pinned, f"{name} is a dependency but not in requirements.lock"
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", lock.split("\n\n", 1)[-1])
+    assert all("--hash=sha256:" in b for b in blocks if "==" in b)
+
+
+def test_release_workflow_and_action_metadata_pass_the_linters() -> None:
+    done = run(tool("actionlint"), "-no-color", ".github/workflows/release.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    checker = tool("check-jsonschema")
+    done = run(checker, "--builtin-schema", "vendor.github-actions", "docker/action.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = run(tool("shellcheck"), "scripts/action.sh")
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_every_input_is_described_and_empty_by_default() -> None:
