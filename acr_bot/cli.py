@@ -157,6 +157,29 @@ def cli_demo(out: Path | None) -> None:
         raise click.ClickException("the demo did not produce a verified fix (see above)")
 
 
+@cli.command("init")
+@click.option("--repo", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=".", show_default=True, help="The repository to set up.")
+@click.option("--models", help="Comma-separated litellm model ids [default: acr-bot's].")
+@click.option("--force", is_flag=True, help="Overwrite the workflow and settings files.")
+@friendly_errors
+def cli_init(repo: Path, models: str | None, force: bool) -> None:
+    """Write .github/workflows/acr-bot.yml and .github/acr-bot.yml for this repository."""
+    from acr_bot.config import DEFAULT_MODELS
+    from acr_bot.init import init
+
+    chosen = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
+    setup, written, todo = init(repo, chosen or DEFAULT_MODELS, force=force)
+    click.echo(f"language: {setup.language}; test command: "
+               f"{setup.test_command or '(none detected)'}; set-up steps: {setup.source} "
+               f"({len(setup.steps)})")
+    for path in written:
+        click.echo(f"wrote {path.relative_to(repo)}")
+    click.echo("left to do:")
+    for item in todo:
+        click.echo(f"  - {item}")
+
+
 @cli.command("route")
 @click.option("--task", help="The task text (first line is the title).")
 @click.option("--task-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))

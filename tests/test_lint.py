@@ -40,11 +40,11 @@ PUBLISHED = "acr-bot/acr-bot"
 CONTEXT_INPUTS = {"github-token"}  # read by action_context, not Settings
 PERMISSIONS = {"contents": "write", "pull-requests": "write", "issues": "write",
                "actions": "read"}
-TRIGGERS = {
-    "acr-issues.yml": {"issues": ["labeled"], "issue_comment": ["created"]},
-    "acr-ci.yml": {"workflow_run": ["completed"]},
-    "acr-reviews.yml": {"pull_request": ["closed"], "pull_request_review": ["submitted"]},
-}
+# One workflow per language (what `acr-bot init` writes), each with every trigger.
+ALL_TRIGGERS = {"issues": ["labeled"], "issue_comment": ["created"],
+                "workflow_run": ["completed"], "pull_request": ["closed"],
+                "pull_request_review": ["submitted"]}
+TRIGGERS = {f"{language}.yml": ALL_TRIGGERS for language in ("python", "node", "go")}
 
 
 def tool(name: str) -> str:
@@ -305,8 +305,7 @@ def test_example_workflow_is_complete(path: Path) -> None:
     assert set(workflow["on"]) == set(TRIGGERS[path.name])
     for event, types in TRIGGERS[path.name].items():
         assert workflow["on"][event]["types"] == types
-    if path.name == "acr-ci.yml":
-        assert workflow["on"]["workflow_run"]["workflows"] == ["CI"]
+    assert workflow["on"]["workflow_run"]["workflows"] == ["CI"]
     assert workflow["permissions"] == PERMISSIONS
     (job,) = workflow["jobs"].values()
     uses = [str(step.get("uses", "")) for step in job["steps"]]
