@@ -80,6 +80,21 @@ def portfolio(settings: Settings) -> Portfolio:
     return Portfolio(tuple(settings.models), {**prices, **arms}, llm, settings.harness)
 
 
+def callable_models(folio: Portfolio, echo: Callable[[str], None]) -> Portfolio:
+    """The portfolio without the models that cannot be called (no key, unknown provider, not
+    in the replay file), found before any work; an error when none is left."""
+    problems = folio.llm.unusable(folio.models)
+    if not problems:
+        return folio
+    left = tuple(m for m in folio.models if m not in problems)
+    if not left:
+        raise ConfigError("no model can be called: "
+                          + "; ".join(f"{m}: {why}" for m, why in problems.items()))
+    for model, why in problems.items():
+        echo(f"warning: {model} is dropped: {why}")
+    return replace(folio, models=left)
+
+
 def memory_path(repo_root: Path, settings: Settings) -> Path:
     return repo_root / settings.memory_path
 
@@ -126,7 +141,7 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
     owned = memory is None
     if memory is None:
         memory = Memory.load(memory_file or memory_path(repo.root, settings))
-    folio = portfolio(settings)
+    folio = callable_models(portfolio(settings), echo)
     job = FixJob(task=task, repo=repo, models=folio.models, policy=build_policy(settings, memory,
                  folio), llm=folio.llm, sandbox=sandbox_for(settings), test_command=test_command,
                  prices=folio.prices, setup_command=settings.setup_command,

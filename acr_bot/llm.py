@@ -30,6 +30,9 @@ REPLAY_PREFIX = "replay/"
 TRANSIENT = ("RateLimitError", "Timeout", "APIConnectionError", "InternalServerError",
              "ServiceUnavailableError", "BadGatewayError")
 CHARS_PER_TOKEN = 4  # rough size estimate, used only before a call (budgets, context)
+# Providers whose credentials can come from the machine (instance roles, gcloud login) rather
+# than environment variables: litellm's key check cannot see those, so it is not applied.
+AMBIENT_CREDENTIALS = frozenset({"bedrock", "sagemaker", "vertex_ai", "vertex_ai_beta"})
 
 
 # --- prices ---------------------------------------------------------------------------------
@@ -304,6 +307,28 @@ class LLMClient:
         if entries:
             litellm.register_model(entries)
 
+    def unusable(self, models: Sequence[str]) -> dict[str, str]:
+        """Why each model that cannot be called cannot be, found without calling any: a replay
+        model needs the replay file and its name in it; any other model needs a provider
+        litellm knows and the environment variables litellm says it reads."""
+        out = {}
+        for model in models:
+            if model.startswith(REPLAY_PREFIX):
+                problem = self._replay_problem(model.removeprefix(REPLAY_PREFIX))
+            else:
+                problem = _provider_problem(self._setup(), model, self.api_bases.get(model))
+            if problem:
+                out[model] = problem
+        return out
+
+    def _replay_problem(self, name: str) -> str | None:
+        if self.replay is None:
+            return "a replay model needs a replay file (--replay-file or replay_file)"
+        if name not in self.replay.models:
+            return (f"not in the replay file {self.replay.path} "
+                    f"(it has: {', '.join(sorted(self.replay.models))})")
+        return None
+
     def complete(self, model: str, messages: list[dict[str, str]]) -> Reply:
         """One completion, retried on transient faults; raises LLMError when it gives up."""
         litellm = self._setup()
@@ -318,7 +343,7 @@ class LLMClient:
                 _reraise_replay_error(exc)
                 name = type(exc).__name__
                 if name not in TRANSIENT or attempt == self.retries:
-                    raise LLMError(f"{model}: {name}: {_short(exc)}") from None
+                    raise LLMError(f"{model}: {name}: {_one_line(exc)}") from None
                 delay = self.backoff * (2 ** attempt)
                 log.warning("%s: %s, retrying in %.1f s", model, name, delay)
                 time.sleep(delay)
@@ -344,6 +369,21 @@ class LLMClient:
                      cost_usd=float(cost), seconds=seconds)
 
 
+def _provider_problem(litellm: Any, model: str, api_base: str | None) -> str | None:
+    try:
+        provider = litellm.get_llm_provider(model, api_base=api_base)[1]
+    except Exception:  # noqa: BLE001 - litellm raises a BadRequestError with a long help text
+        return ("litellm knows no provider for this model id; write it as provider/model, "
+                "e.g. openai/gpt-4o-mini or anthropic/claude-sonnet-4-5")
+    if provider in AMBIENT_CREDENTIALS:
+        return None
+    env = litellm.validate_environment(model, api_base=api_base)
+    if env.get("keys_in_environment", True):
+        return None
+    missing = ", ".join(env.get("missing_keys") or ()) or "its credentials"
+    return f"the {provider} provider needs {missing} in the environment, and it is not set"
+
+
 def _reraise_replay_error(exc: BaseException) -> None:
     """litellm wraps errors raised inside a custom provider; a broken replay file is not a fault."""
     seen: BaseException | None = exc
@@ -353,6 +393,6 @@ def _reraise_replay_error(exc: BaseException) -> None:
         seen = seen.__cause__ or seen.__context__
 
 
-def _short(exc: Exception, limit: int = 300) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[:limit] + "..."
+def _one_line(exc: Exception) -> str:
+    """The provider's whole message on one line: a cut one hides what to do (the env var)."""
+    return " ".join(str(exc).split())
