@@ -19,6 +19,11 @@ from acr_bot.routing.registry import HELP as POLICY_NAMES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Exit codes, one meaning each (README "Exit codes"): 0 done (fixed, dry run, nothing to fix),
+# 1 an error with a one-line message, 2 a usage error (click's, as in most CLIs), 3 gave up;
+# 128 + N for a signal (130 Ctrl-C, 143 SIGTERM).
+EXIT_GAVE_UP = 3
+
 
 def friendly_errors(func: F) -> F:
     """AcrError becomes a one-line message and exit 1; anything else stays a loud traceback."""
@@ -105,7 +110,7 @@ def cli_fix(repo: Path, task: str | None, task_file: Path | None, test_cmd: str 
             click.echo("\n" + explain_decision(result.decisions[0]))
         click.echo("\n" + result_summary(result))
     if result.outcome == "gave_up":
-        sys.exit(2)
+        sys.exit(EXIT_GAVE_UP)
 
 
 def result_json(result: Any) -> dict[str, Any]:

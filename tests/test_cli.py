@@ -56,7 +56,7 @@ def test_fix_json_reports_a_verified_fix(make_repo, make_replay) -> None:
     assert "baseline" in result.stderr  # progress goes to stderr, keeping stdout pure JSON
 
 
-def test_fix_exits_2_when_it_gives_up(make_repo, make_replay, tmp_path: Path) -> None:
+def test_fix_exits_3_when_it_gives_up(make_repo, make_replay, tmp_path: Path) -> None:
     repo = make_repo(FILES)
     replay = make_replay({"cheap": [format_edits(make_edits("calc.py", CALC, WRONG))],
                           "strong": ["no idea, sorry"]})
@@ -65,7 +65,7 @@ def test_fix_exits_2_when_it_gives_up(make_repo, make_replay, tmp_path: Path) ->
     memory = tmp_path / "elsewhere" / "memory.json"
     result = CliRunner().invoke(cli, fix_args(repo, replay, "--task-file", str(task_file),
                                               "--max-attempts", "2", "--memory", str(memory)))
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 3, result.output
     assert "tests_failed" in result.output and "no_edits" in result.output
     assert git(repo, "branch", "--format=%(refname:short)") == "main"
     assert [r.outcome for r in Memory.load(memory).records] == ["tests_failed", "no_edits"]
