@@ -16,7 +16,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool 
     """A plain-text (aligned) or Markdown table."""
     if markdown:
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        lines += ["| " + " | ".join(" ".join(c.replace("|", "\\|").split()) for c in row) + " |"
+                  for row in rows]
         return "\n".join(lines)
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
@@ -42,7 +43,7 @@ def explain_decision(decision: Decision, markdown: bool = False) -> str:
 
 def attempts_table(attempts: Sequence[Attempt], markdown: bool = False) -> str:
     rows = [[str(a.number), a.model, a.outcome, f"{a.seconds:.1f}",
-             str(a.prompt_tokens + a.completion_tokens), _usd(a.cost_usd), a.detail[:80]]
+             str(a.prompt_tokens + a.completion_tokens), _usd(a.cost_usd), a.detail]
             for a in attempts]
     total_s = sum(a.seconds for a in attempts)
     total_t = sum(a.prompt_tokens + a.completion_tokens for a in attempts)

@@ -113,7 +113,7 @@ class AgentHarness:
             try:
                 reply: Reply = self.llm.complete(model, run.messages)  # type: ignore[attr-defined]
             except LLMError as exc:
-                run.fault = str(exc)[:200]
+                run.fault = str(exc)
                 return
             run.charge(reply)
             run.messages.append({"role": "assistant", "content": reply.text})

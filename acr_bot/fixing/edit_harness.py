@@ -48,7 +48,7 @@ class EditHarness:
         try:
             reply: Reply = self.llm.complete(model, messages)  # type: ignore[attr-defined]
         except LLMError as exc:
-            return AttemptResult("provider_fault", detail=str(exc)[:200])
+            return AttemptResult("provider_fault", detail=str(exc))
         transcript = (*messages, {"role": "assistant", "content": reply.text})
         usage = {"calls": 1, "prompt_tokens": reply.prompt_tokens,
                  "completion_tokens": reply.completion_tokens, "cost_usd": reply.cost_usd,
@@ -67,7 +67,7 @@ def _apply(text: str, workspace: Path, brief: Brief, usage: dict) -> AttemptResu
                                  "format.", **usage)
         changed = edits.apply_to_tree(workspace, blocks, brief.protected)
     except EditError as exc:
-        return AttemptResult("apply_failed", detail=str(exc).splitlines()[0][:200],
+        return AttemptResult("apply_failed", detail=str(exc).splitlines()[0],
                              feedback=str(exc)[:FEEDBACK_LIMIT], **usage)
     except OSError as exc:  # e.g. a 5,000-character file name: the reply's fault, not a crash
         message = f"The edits could not be written: {exc.strerror or exc} ({exc.filename!s:.120})."

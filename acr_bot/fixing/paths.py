@@ -41,17 +41,19 @@ def _match_parts(parts: list[str], pattern: list[str]) -> bool:
 
 
 def check_paths(root: Path, edits: Sequence[Edit], protected: Sequence[str]) -> None:
-    """Raise EditRefused, naming each path and the rule it breaks, if any edit may not be made."""
+    """Raise EditRefused, naming each path and the rule it breaks, if any edit may not be made.
+
+    The first line holds every path and its reason: it is what the console, the JSON `detail`
+    and the PR or issue comment show."""
     refusals = [
-        f"- {path!r}: {rule}"
+        f"{path!r}: {rule.rstrip('.')}"
         for path in dict.fromkeys(e.path for e in edits)
         if (rule := _refusal(root, path, protected))
     ]
     if refusals:
         raise EditRefused(
-            "These edits were refused and nothing was applied:\n"
-            + "\n".join(refusals)
-            + "\nEdit only files inside the repository, by paths relative to its root."
+            "These edits were refused and nothing was applied: " + "; ".join(refusals) + ".\n"
+            "Edit only files inside the repository, by paths relative to its root."
         )
 
 
