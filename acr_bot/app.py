@@ -83,7 +83,9 @@ def portfolio(settings: Settings) -> Portfolio:
 def callable_models(folio: Portfolio, echo: Callable[[str], None]) -> Portfolio:
     """The portfolio without the models that cannot be called (no key, unknown provider, not
     in the replay file), found before any work; an error when none is left."""
-    problems = folio.llm.unusable(folio.models)
+    models = {arm: split_arm(arm)[0] for arm in folio.models}  # `model@harness` arms
+    found = folio.llm.unusable(sorted(set(models.values())))
+    problems = {arm: found[model] for arm, model in models.items() if model in found}
     if not problems:
         return folio
     left = tuple(m for m in folio.models if m not in problems)

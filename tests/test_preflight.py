@@ -86,3 +86,18 @@ def test_an_unusable_model_is_dropped_with_a_warning_and_the_others_work(make_re
                                        if line.startswith("baseline"))
     assert "attempt 1: replay/cheap" in result.output
     assert "attempt 2" not in result.output
+
+
+def test_a_harness_suffix_is_not_part_of_the_model_id(make_repo, make_replay) -> None:
+    from acr_bot import app
+    from acr_bot.config import load_settings
+
+    replay = make_replay({"cheap": [calc.FIX]})
+    settings = load_settings(make_repo(calc.FILES), {
+        "models": ["replay/cheap@edit", "replay/cheap@agent", "replay/gone@agent"],
+        "replay_file": replay})
+    shown: list[str] = []
+    folio = app.callable_models(app.portfolio(settings), shown.append)
+    assert folio.models == ("replay/cheap@edit", "replay/cheap@agent")
+    assert shown == [f"warning: replay/gone@agent is dropped: not in the replay file {replay} "
+                     "(it has: cheap)"]
