@@ -148,7 +148,10 @@ def _agent_details(winner: Attempt, limit: int = 60_000) -> str:
 
 
 def gave_up_comment(result: FixResult) -> str:
-    lines = [f"**acr-bot could not produce a verified fix:** {result.reason}."]
+    """The issue comment when no PR is opened: gave up, or nothing to fix."""
+    head = ("acr-bot found nothing to fix" if result.outcome == "nothing_to_fix"
+            else "acr-bot could not produce a verified fix")
+    lines = [f"**{head}:** {result.reason}."]
     if result.attempts:
         lines.append(attempts_table(result.attempts, markdown=True))
     lines.append(f"Tests before any change: {run_summary(result.baseline)}.")

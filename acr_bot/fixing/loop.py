@@ -6,6 +6,7 @@ attempt is reported to the policy (so it learns within the task) and queued as a
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Mapping, Sequence
@@ -43,7 +44,7 @@ from acr_bot.memory.store import new_id
 from acr_bot.report import run_summary
 from acr_bot.routing.base import Outcome, Policy, RouteTask
 from acr_bot.routing.cascade import Cascade
-from acr_bot.routing.features import task_features
+from acr_bot.routing.features import task_features, task_kind
 from acr_bot.verify.local import Sandbox, failure_feedback
 from acr_bot.verify.verdict import baseline_problem, named_tests, verify_workspace
 
@@ -117,6 +118,12 @@ def run_fix(job: FixJob) -> FixResult:
         if isinstance(early, FixResult):
             return early
         state = early
+        nothing = _nothing_to_fix(job.task, state.baseline)
+        if nothing:
+            return _result(job, state, "nothing_to_fix", nothing)
+        if state.baseline.green:
+            job.echo("note: the tests already pass, so the verifier can only check that the "
+                     "change breaks nothing, not that it does what the task asks")
         if job.dry_run:
             candidates = _affordable(job, state)
             if not candidates:  # the policy cannot choose among none
@@ -161,6 +168,21 @@ def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
     tree.restore(keep)  # the baseline run may leave files behind
     cascade = Cascade(job.policy, RouteTask(task.id, features), job.max_attempts)
     return _State(tree, baseline, context, cascade, keep=keep, named=named_tests(task.text))
+
+
+def _nothing_to_fix(task: Task, baseline: TestRun) -> str:
+    """Why there is nothing to fix, or '': the tests pass and the task only reports failing
+    tests (CI red, "the tests fail") without naming one that does not pass now. A task that
+    asks for a change (a bug, a feature) goes on: tests cannot show it yet."""
+    if not baseline.green or task_kind(task.text, task.source) != "test-failure":
+        return ""
+    if named_tests(task.text):  # a node id or test file: the verdict will hold the fix to it
+        return ""
+    passing = {test.rsplit("::", 1)[-1].split("[")[0] for test in baseline.passed_ids}
+    if any(name not in passing for name in re.findall(r"\b(test_\w+)(?![\w.])", task.text)):
+        return ""
+    return (f"the tests already pass ({run_summary(baseline)}) and the task names no test "
+            "that fails, so no model was called")
 
 
 def _expected_cost(job: FixJob, state: _State, arm: str) -> float | None:

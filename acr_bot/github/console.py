@@ -78,7 +78,7 @@ def _printable(text: str) -> str:
 
 @dataclass
 class ActionOutcome:
-    outcome: str  # fixed | gave_up | refused | ignored | explained | recorded | skipped | error
+    outcome: str  # fixed | gave_up | nothing_to_fix | refused | ignored | explained | recorded | skipped | error
     message: str
     pr_url: str = ""
     model: str = ""
