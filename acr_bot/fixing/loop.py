@@ -100,6 +100,7 @@ class _State:
     final: TestRun | None = None
     keep: tuple[str, ...] = ()  # untracked files the setup command made: restores keep them
     named: tuple[str, ...] = ()  # test ids the task names: they must run and pass
+    capped: set[str] = field(default_factory=set)  # models the console was told the cap excludes
 
     @property
     def route(self) -> RouteTask:
@@ -125,6 +126,7 @@ def run_fix(job: FixJob) -> FixResult:
             job.echo("note: the tests already pass, so the verifier can only check that the "
                      "change breaks nothing, not that it does what the task asks")
         if job.dry_run:
+            _say_cap(job, state)
             candidates = _affordable(job, state)
             if not candidates:  # the policy cannot choose among none
                 return _result(job, state, "dry_run", "dry run: no model's expected cost fits "
@@ -198,19 +200,44 @@ def _expected_cost(job: FixJob, state: _State, arm: str) -> float | None:
 
 def _affordable(job: FixJob, state: _State) -> list[str]:
     """Models whose expected call cost still fits under the dollar cap."""
-    out = []
+    over = _over_cap(job, state)
+    return [m for m in job.models if m not in state.faulted and m not in over]
+
+
+def _over_cap(job: FixJob, state: _State) -> dict[str, float]:
+    """Models whose worst-case call would break the dollar cap, with that worst case."""
+    out = {}
     for model in job.models:
-        if model in state.faulted:
-            continue
-        cost = _expected_cost(job, state, model)
-        if state.spent + (cost or 0.0) <= job.max_cost_usd:
-            out.append(model)
+        cost = _expected_cost(job, state, model) or 0.0
+        if model not in state.faulted and state.spent + cost > job.max_cost_usd:
+            out[model] = cost
     return out
+
+
+def _say_cap(job: FixJob, state: _State) -> None:
+    """Say when the cap takes a model out of the choice (once per model), and before the first
+    call when it leaves fewer models than attempts: otherwise the cap is invisible."""
+    over = _over_cap(job, state)
+    left = max(job.max_cost_usd - state.spent, 0.0)
+    for model, cost in over.items():
+        if model not in state.capped:
+            state.capped.add(model)
+            job.echo(f"cap: {model} is left out: its worst case ${cost:.4f} is over the "
+                     f"${left:.4f} left of the ${job.max_cost_usd:.2f} cap")
+    fit = [m for m in job.models if m not in over and m not in state.faulted]
+    if not state.attempts and over and 0 < len(fit) < job.max_attempts:
+        job.echo(f"cap: only {len(fit)} model(s) fit under the ${job.max_cost_usd:.2f} cap "
+                 f"({', '.join(fit)}) for up to {job.max_attempts} attempts: a model may be "
+                 "tried again")
 
 
 def _loop(job: FixJob, state: _State) -> Attempt | None:
     """Attempts until one passes, the attempt limit, the budget, or the router's stop."""
-    while (decision := state.cascade.next(_affordable(job, state))) is not None:
+    while True:
+        _say_cap(job, state)
+        decision = state.cascade.next(_affordable(job, state))
+        if decision is None:
+            return None
         number = len(state.attempts) + 1
         with job.group(f"attempt {number}: {decision.model}"):
             job.echo(f"attempt {number}: {decision.model} - {decision.reason}")
@@ -219,7 +246,6 @@ def _loop(job: FixJob, state: _State) -> Attempt | None:
         if attempt.passed:
             return attempt
         state.worktree.restore(state.keep)
-    return None
 
 
 def _attempt(job: FixJob, state: _State, arm: str, number: int) -> Attempt:
