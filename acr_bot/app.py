@@ -19,6 +19,7 @@ from acr_bot.fixing.loop import FixJob, run_fix
 from acr_bot.gitrepo import GitRepo
 from acr_bot.llm import LLMClient, ReplayBook, resolve_prices
 from acr_bot.memory.store import Memory
+from acr_bot.report import clip
 from acr_bot.routing.base import Policy, RouteTask, Tried
 from acr_bot.routing.features import task_features
 from acr_bot.routing.outcomes import observations
@@ -50,7 +51,7 @@ def task_from_text(text: str, source: str = "cli") -> Task:
         raise ConfigError("the task is empty: give --task TEXT or --task-file FILE")
     title, _, body = text.partition("\n")
     digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-    return Task(id=f"{source}:{digest}", title=title.strip()[:120], body=body.strip(),
+    return Task(id=f"{source}:{digest}", title=clip(title, 120), body=body.strip(),
                 source=source)
 
 
@@ -140,6 +141,8 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
                           "(or set test_command in .github/acr-bot.yml)")
     if not settings.test_command:
         echo(f"test command (detected): {test_command}")
+    if base is None:
+        _say_uncommitted(repo, settings, echo)
     owned = memory is None
     if memory is None:
         memory = Memory.load(memory_file or memory_path(repo.root, settings))
@@ -176,6 +179,19 @@ def attempt_limits(settings: Settings) -> Limits:
                   attempt_seconds=settings.attempt_timeout,
                   observation_bytes=settings.observation_bytes,
                   context_tokens=settings.context_window)
+
+
+def _say_uncommitted(repo: GitRepo, settings: Settings, echo: Callable[[str], None]) -> None:
+    """The fix starts from HEAD: say so when the working tree holds changes it will not see."""
+    # The bot's own files (the memory, and what sits beside it) change with every local run.
+    own = Path(settings.memory_path).parent.as_posix()
+    changed = [path for line in repo.status().splitlines()
+               if (path := line[3:]) != settings.memory_path
+               and not (own != "." and path.startswith(own + "/"))]
+    if changed:
+        shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+        echo(f"note: the fix starts from HEAD ({repo.head()[:12]}); {len(changed)} uncommitted "
+             f"change(s) are not part of it ({shown}): commit them first to include them")
 
 
 def repo_hints(repo_path: Path | None) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import click
@@ -196,16 +198,20 @@ def cli_init(repo: Path, models: str | None, force: bool) -> None:
 @click.option("--policy", help=f"Routing policy: {POLICY_NAMES}.")
 @click.option("--harness", type=click.Choice(["agent", "edit"]),
               help="The harness of models named without @harness [default: agent].")
+@click.option("--replay-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Prices of replay/<name> models come from this JSON file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 @friendly_errors
 def cli_route(task: str | None, task_file: Path | None, repo: Path, memory_file: Path | None,
               models: str | None, policy: str | None, harness: str | None,
+              replay_file: Path | None,
               as_json: bool) -> None:
     """Show which model the router would pick for a task, and why. Calls no model."""
     from acr_bot.memory.store import Memory
     from acr_bot.report import explain_decision
 
-    settings = _cli_settings(repo, models=models, policy=policy, harness=harness)
+    settings = _cli_settings(repo, models=models, policy=policy, harness=harness,
+                             replay_file=replay_file)
     the_task = app.task_from_text(_read_task(task, task_file))
     memory = Memory.load(memory_file or app.memory_path(repo.resolve(), settings))
     features, decision = app.route(the_task, settings, memory, repo=repo)
@@ -352,19 +358,26 @@ def cli_bench(dataset: Path, mode: str, max_attempts: int, cost_weight: float,
     stream = sum(1 for r in rows if r.split != "train")
     if sweep:
         weights = bench.SWEEP_WEIGHTS
-        with click.progressbar(length=learning * stream * len(weights), label="bench sweep",
-                               file=sys.stderr) as bar:
+        with _progress(learning * stream * len(weights), "bench sweep") as bar:
             points = bench.sweep(rows, names, cfg, weights, bar.update)
         click.echo(bench.sweep_table(points))
         _write_outputs(json_out, {"schema": "acr-bot.bench-sweep/1", "dataset": str(dataset),
                                   "mode": mode, "points": points}, plot_out,
                        lambda: _pareto(points, dataset, mode, plot_out))
         return
-    with click.progressbar(length=learning * stream, label="bench", file=sys.stderr) as bar:
+    with _progress(learning * stream, "bench") as bar:
         traces = bench.run_bench(rows, names, cfg, bar.update)
     doc = bench.report(rows, traces, cfg, str(dataset))
     click.echo(bench.table_text(doc))
     _write_outputs(json_out, doc, plot_out, lambda: _stream_plot(doc, plot_out))
+
+
+def _progress(length: int, label: str) -> Any:
+    """A progress bar on a terminal only (in a log it would be a stray line), without an ETA:
+    the first rows are the slow ones (the policies warm up), so any estimate misleads."""
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext(SimpleNamespace(update=lambda steps: None))
+    return click.progressbar(length=length, label=label, file=sys.stderr, show_eta=False)
 
 
 def _pareto(points: Any, dataset: Path, mode: str, out: Path | None) -> None:

@@ -229,5 +229,6 @@ def _show_outcome(project: Path, settings: Settings, task: object, branch: str |
     echo(textwrap.dedent(f"""
         Next steps
           cd {project} && git log --oneline --all
-          Real models: acr-bot fix --repo . --task-file TASK.md --models gpt-5-mini,claude-sonnet-4-6
+          Real models: acr-bot fix --repo . --task {shlex.quote(TASK.splitlines()[0])} \\
+            --models gpt-5-mini,claude-sonnet-4-6
           (set OPENAI_API_KEY / ANTHROPIC_API_KEY; any litellm model id works)"""))

@@ -6,6 +6,17 @@ import re
 from collections.abc import Sequence
 
 from acr_bot.domain import Attempt, Decision, FixResult, Record, TestRun
+from acr_bot.verify.testresults import describe_counts
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` on one line, cut at a word boundary (never mid-word) with "..." if too long."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 3]
+    cut = head.rsplit(" ", 1)[0] if " " in head else head  # one huge word: cut it anyway
+    return cut.rstrip(" ,;:-") + "..."
 
 
 def _usd(value: float | None) -> str:
@@ -57,9 +68,8 @@ def run_summary(run: TestRun | None) -> str:
         return "not run"
     if run.timed_out:
         return f"timed out after {run.seconds:.0f} s"
-    counts = run.counts
-    tail = (f"{counts.passed} passed, {counts.failed + counts.errors} failed, "
-            f"{counts.skipped} skipped" if counts else "counts unknown")
+    # The verifier's words (passed, failed, errors, skipped): one vocabulary everywhere.
+    tail = describe_counts(run.counts) if run.counts else "counts unknown"
     return f"exit {run.exit_code}; {tail}"
 
 

@@ -209,7 +209,7 @@ def test_labeled_issue_is_fixed_and_a_draft_pr_opened(world: World, make_replay)
     assert "## Attempts" in body and "| 1 | replay/strong | passed |" in body
     assert "## Test evidence" in body and PYTEST in body
     assert "| before | exit 1; 4 passed, 1 failed" in body
-    assert "| after | exit 0; 5 passed, 0 failed" in body
+    assert "| after | exit 0; 5 passed |" in body
     # the branch on origin holds the verified fix on top of the default branch
     head = world.branch_sha("acr/issue-1")
     assert head and git(world.origin, "merge-base", "--is-ancestor", MAIN, head,

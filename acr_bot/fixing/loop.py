@@ -41,7 +41,7 @@ from acr_bot.fixing.harness import (
 )
 from acr_bot.gitrepo import GitRepo, Worktree, slugify
 from acr_bot.memory.store import new_id
-from acr_bot.report import run_summary
+from acr_bot.report import clip, run_summary
 from acr_bot.routing.base import Outcome, Policy, RouteTask
 from acr_bot.routing.cascade import Cascade
 from acr_bot.routing.features import task_features, task_kind
@@ -372,7 +372,10 @@ def _record(task: Task, features: Features, attempt: Attempt, run: str,
 
 def _publish(job: FixJob, state: _State, winner: Attempt) -> tuple[str, str]:
     """Commit the fix in the worktree and point a new branch at it."""
-    message = (f"{job.task.title}\n\nVerified by `{job.test_command}`: "
+    # git's convention: a subject of about 72 characters; a longer title goes whole in the body.
+    subject = clip(job.task.title, 72)
+    whole = f"{job.task.title}\n\n" if subject != job.task.title else ""
+    message = (f"{subject}\n\n{whole}Verified by `{job.test_command}`: "
                f"{run_summary(state.final)}.\n\nAcr-Task: {job.task.id}\n"
                f"Acr-Model: {winner.model}\n")
     commit = state.worktree.commit(message, winner.files)

@@ -36,7 +36,7 @@ from acr_bot.gitrepo import GitRepo, Remote, fetch, git, push, slugify
 from acr_bot.memory.branch import BranchMemory
 from acr_bot.memory.migrations import SCHEMA_VERSION
 from acr_bot.memory.store import Memory, new_id
-from acr_bot.report import explain_decision, gave_up_comment, job_summary, pr_body
+from acr_bot.report import clip, explain_decision, gave_up_comment, job_summary, pr_body
 
 BOT_LABEL = "acr-bot"
 DAY = 86_400.0
@@ -111,7 +111,7 @@ class Job:
 
     def fix(self, task: Task, base: str, branch: str) -> FixResult:
         # One log group per attempt (groups cannot nest), so each agent's steps fold away.
-        self.console.line(f"fix: {task.title[:80]}")
+        self.console.line(f"fix: {clip(task.title, 80)}")
         return app.fix(self.repo.root, task, self.settings, branch=branch, base=base,
                        echo=self.console.line, memory=self.memory, group=self.console.group)
 
