@@ -18,7 +18,7 @@ def test_the_cap_says_which_model_it_leaves_out_and_why(make_repo, make_replay) 
         "strong": {"input_cost_per_token": 1e-4, "output_cost_per_token": 1e-4,
                    "replies": [{"text": calc.FIX}]}})
     result = CliRunner().invoke(cli, [
-        "fix", "--repo", str(repo), "--test-cmd", PYTEST, "--task", calc.TASK,
+        "fix", "--harness", "edit", "--repo", str(repo), "--test-cmd", PYTEST, "--task", calc.TASK,
         "--replay-file", str(replay), "--models", "replay/cheap,replay/strong",
         "--policy", "cheapest-first", "--max-cost-usd", "0.01", "--max-attempts", "3"])
     assert result.exit_code == 3, result.output

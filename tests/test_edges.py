@@ -26,7 +26,8 @@ SYNTH = Path(__file__).parent / "data" / "synthetic.jsonl"
 
 
 def fix(repo: Path, replay: Path, *extra: str) -> object:
-    return CliRunner().invoke(cli, ["fix", "--repo", str(repo), "--test-cmd", PYTEST,
+    return CliRunner().invoke(cli, ["fix", "--harness", "edit", "--repo", str(repo),
+                                    "--test-cmd", PYTEST,
                                     "--replay-file", str(replay), "--models", "replay/cheap",
                                     *extra])
 

@@ -15,7 +15,8 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def fix(repo: Path, *extra: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, ["fix", "--repo", str(repo), "--test-cmd", PYTEST,
+    result = CliRunner().invoke(cli, ["fix", "--harness", "edit", "--repo", str(repo),
+                                      "--test-cmd", PYTEST,
                                       "--policy", "cheapest-first", *extra])
     return result.exit_code, result.output
 

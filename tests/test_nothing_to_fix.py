@@ -20,7 +20,8 @@ DIV = calc.FIXED + "\n\ndef div(a, b):\n    return a / b\n"
 
 
 def fix(repo: Path, replay: Path, task: str) -> tuple[int, dict, str]:
-    result = CliRunner().invoke(cli, ["fix", "--repo", str(repo), "--test-cmd", PYTEST,
+    result = CliRunner().invoke(cli, ["fix", "--harness", "edit", "--repo", str(repo),
+                                      "--test-cmd", PYTEST,
                                       "--task", task, "--models", "replay/cheap",
                                       "--replay-file", str(replay), "--json"])
     doc = json.loads(result.stdout) if result.stdout.startswith("{") else {}
@@ -61,7 +62,8 @@ def test_the_issue_comment_says_nothing_to_fix(make_repo, make_replay) -> None:
     from acr_bot.config import load_settings
 
     repo = make_repo(GREEN)
-    settings = load_settings(repo, {"models": ["replay/cheap"], "test_command": PYTEST,
+    settings = load_settings(repo, {"harness": "edit", "models": ["replay/cheap"],
+                                    "test_command": PYTEST,
                                     "replay_file": make_replay({"cheap": ["x"]})})
     result = app.fix(repo, app.task_from_text("CI is red", source="ci"), settings)
     assert result.outcome == "nothing_to_fix"

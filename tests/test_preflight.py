@@ -54,7 +54,8 @@ def test_a_replay_model_without_a_replay_file() -> None:
 
 def _fix(repo: Path, models: str, *extra: str) -> tuple[object, float]:
     started = time.monotonic()
-    result = CliRunner().invoke(cli, ["fix", "--repo", str(repo), "--test-cmd", PYTEST,
+    result = CliRunner().invoke(cli, ["fix", "--harness", "edit", "--repo", str(repo),
+                                      "--test-cmd", PYTEST,
                                       "--task", calc.TASK, "--models", models,
                                       "--policy", "cheapest-first", *extra])
     return result, time.monotonic() - started

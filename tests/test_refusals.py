@@ -22,7 +22,7 @@ REASON = (f"These edits were refused and nothing was applied: '{WORKFLOW}': the 
 
 def run(repo: Path, replay: Path, *extra: str) -> object:
     return CliRunner().invoke(cli, [
-        "fix", "--repo", str(repo), "--test-cmd", PYTEST, "--task", calc.TASK,
+        "fix", "--harness", "edit", "--repo", str(repo), "--test-cmd", PYTEST, "--task", calc.TASK,
         "--replay-file", str(replay), "--models", "replay/evil,replay/good",
         "--policy", "cheapest-first", *extra])
 
@@ -48,7 +48,7 @@ def test_the_comments_and_the_feedback_carry_the_reason(make_repo, make_replay) 
 
     repo = make_repo(calc.FILES)
     replay = make_replay({"evil": [EVIL], "good": [calc.FIX]})
-    settings = load_settings(repo, {"models": ["replay/evil", "replay/good"],
+    settings = load_settings(repo, {"harness": "edit", "models": ["replay/evil", "replay/good"],
                                     "replay_file": replay, "policy": "cheapest-first",
                                     "test_command": PYTEST, "max_attempts": 1})
     result = app.fix(repo, app.task_from_text(calc.TASK), settings)
@@ -56,7 +56,8 @@ def test_the_comments_and_the_feedback_carry_the_reason(make_repo, make_replay) 
     assert REASON.replace("|", "\\|") in gave_up_comment(result)
     assert REASON in result.attempts[0].feedback  # what the next model reads
     fixed = app.fix(repo, app.task_from_text(calc.TASK),
-                    load_settings(repo, {"models": ["replay/evil", "replay/good"],
+                    load_settings(repo, {"harness": "edit",
+                                         "models": ["replay/evil", "replay/good"],
                                          "replay_file": replay, "policy": "cheapest-first",
                                          "test_command": PYTEST}))
     assert fixed.outcome == "fixed" and REASON in pr_body(fixed, "<!-- m -->")
