@@ -34,6 +34,8 @@ install)
         --require-hashes -r "$here/scripts/installer.lock"
     "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --no-deps \
         --require-hashes -r "$here/requirements.lock"
+    # The installer is not needed at run time: a smaller cache archive restores faster.
+    "$venv/bin/python" -m pip uninstall --quiet --yes uv
     ;;
 run)
     venv=$2

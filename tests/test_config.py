@@ -141,6 +141,16 @@ def test_a_bad_action_input_names_its_source(tmp_path: Path) -> None:
         load_settings(repo_with(tmp_path, None), env={"INPUT_MAX-ATTEMPTS": "zero"})
 
 
+def test_allowed_permission_takes_known_roles_only(tmp_path: Path) -> None:
+    repo = repo_with(tmp_path, "allowed_permission: [maintain, admin]\n")
+    assert load_settings(repo, env={}).allowed_permission == ("maintain", "admin")
+    assert load_settings(repo, env={"INPUT_ALLOWED-PERMISSION": "admin"}
+                         ).allowed_permission == ("admin",)
+    with pytest.raises(ConfigError, match="allowed_permission: expected roles among read, "
+                                          "triage, write, maintain, admin, got 'writer'"):
+        load_settings(repo, env={"INPUT_ALLOWED-PERMISSION": "writer"})
+
+
 def test_a_bad_cli_value_names_its_source(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="command line: policy"):
         load_settings(repo_with(tmp_path, None), {"policy": "smartest"}, env={})

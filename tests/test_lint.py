@@ -158,7 +158,10 @@ def test_the_run_step_passes_every_input() -> None:
     expected = {f"INPUT_{name.upper().replace('-', '_')}": f"${{{{ inputs.{name} }}}}"
                 for name in INPUTS}
     passed = {k: v for k, v in step["env"].items() if k.startswith("INPUT_")}
-    assert passed == expected
+    missing = {k: v for k, v in expected.items() if passed.get(k) != v}
+    assert passed == expected, (
+        f"action.yml's run step (id: run) must pass each input in env:, add {missing}; "
+        "and docker/action.yml must declare the same inputs")
     for name, spec in ACTION_DATA["outputs"].items():
         assert spec["value"] == f"${{{{ steps.run.outputs.{name} }}}}", name
     assert action_inputs({"INPUT_MAX_ATTEMPTS": "4"}) == {"max_attempts": 4}

@@ -156,7 +156,8 @@ def _job(tmp: Path, workspace: Path, cache: Path, fake: FakeGitHub) -> Job:
 
 def _bot_step(replay: Path, test_command: str) -> dict[str, Any]:
     return {"id": "acr", "uses": "./", "with": {
-        "models": "replay/strong", "test-command": test_command, "max-attempts": "1"},
+        "models": "replay/strong", "test-command": test_command, "max-attempts": "1",
+        "harness": "edit"},  # the replayed reply is SEARCH/REPLACE edits
             "env": {"ACR_REPLAY_FILE": str(replay)}}
 
 
