@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -411,4 +412,11 @@ def cli_action() -> None:
 
 
 def main() -> None:
+    """The console script. Ctrl-C exits 130, as in any shell (click would turn it into exit 1
+    "Aborted!"); it unwinds like SIGTERM, so the attempts made so far are saved."""
+    signal.signal(signal.SIGINT, _interrupted)
     cli(prog_name="acr-bot")
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +73,25 @@ def test_the_readme_documents_every_code() -> None:
     for row in ("| 0 | done", "| 1 | error", "| 2 | usage error", "| 3 | gave up",
                 "| 130, 143 | interrupted"):
         assert row in README
+
+
+def test_130_ctrl_c(repo: Path, make_replay) -> None:
+    """A real process: click alone would exit 1 ("Aborted!") on Ctrl-C."""
+    replay = make_replay({"cheap": [calc.FIX]})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "acr_bot", "fix", "--repo", str(repo), "--task", calc.TASK,
+         "--test-cmd", "sleep 60", "--models", "replay/cheap", "--replay-file", str(replay)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "LITELLM_OFFLINE_MODE": "true", "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # wait until the baseline (sleep 60) has started
+            if line.startswith("baseline: sleep 60"):
+                break
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
