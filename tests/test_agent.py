@@ -110,7 +110,9 @@ def test_protected_paths_are_put_back_and_scratch_files_left_out(repo: Path,
     assert sorted(attempt.files) == ["calc.py", "ops.py"]  # named after the sentinel: kept
     tree = git(repo, "ls-tree", "-r", "--name-only", result.branch).split()
     assert "reproduce.py" not in tree and ".github/workflows/evil.yml" not in tree
-    assert "put back: .github/workflows/evil.yml" in attempt.note
+    # Each path put back says why (issue #9: every refusal says why).
+    assert ("put back: '.github/workflows/evil.yml': the path is protected (it matches "
+            "'.github/**').") in attempt.note
 
 
 def test_rejected_agent_continues_with_the_verifiers_output(repo: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from acr_bot.domain import Attempt, Reply, TestRun
 from acr_bot.errors import LLMError
 from acr_bot.fixing import agent_prompts as P
 from acr_bot.fixing.harness import AttemptResult, Brief, Limits, Step
-from acr_bot.fixing.paths import matches_glob
+from acr_bot.fixing.paths import matches_glob, protected_reason
 from acr_bot.gitrepo import git
 from acr_bot.llm import estimate_tokens
 from acr_bot.report import run_summary
@@ -221,7 +221,8 @@ def finish(run: _Run, brief: Brief, workspace: Path,
     files, reverted = settle(workspace, brief, run.submitted)
     note = f"The agent ran {len(usage['steps'])} command(s) and submitted."
     if reverted:
-        note += " Protected paths it changed were put back: " + ", ".join(reverted) + "."
+        note += (" Protected paths it changed were put back: "
+                 + "; ".join(protected_reason(p, brief.protected) for p in reverted) + ".")
     if not files:
         return AttemptResult("no_edits", detail="the agent submitted without changing a file",
                              feedback="You submitted, but no file was changed.", note=note,

@@ -39,6 +39,7 @@ from acr_bot.fixing.harness import (
     Limits,
     split_arm,
 )
+from acr_bot.fixing.paths import protected_reason
 from acr_bot.gitrepo import GitRepo, Worktree, slugify
 from acr_bot.memory.store import new_id
 from acr_bot.report import clip, run_summary
@@ -270,7 +271,7 @@ def _attempt(job: FixJob, state: _State, arm: str, number: int) -> Attempt:
         if total.passed or round_ + 1 == job.rounds or _limits(job, state, model, total).steps < 2:
             break
         job.echo(f"  rejected: {total.detail}; the agent continues with the verifier's output")
-        reverted = prompts_reverted(result.reverted)
+        reverted = prompts_reverted(result.reverted, job.protected)
         brief = replace(brief, resume=replace(result, feedback=REJECTED.format(
             feedback=total.feedback, reverted=reverted, sentinel=SENTINEL)))
     assert total is not None
@@ -331,8 +332,10 @@ def _verify(job: FixJob, state: _State, result: AttemptResult, attempt: Attempt,
                    detail=verdict.reason, feedback=feedback, diff=diff, files=())
 
 
-def prompts_reverted(paths: Sequence[str]) -> str:
-    return REVERTED.format(paths=", ".join(paths)) if paths else ""
+def prompts_reverted(paths: Sequence[str], protected: Sequence[str]) -> str:
+    """The note to the agent on protected paths put back, each with the glob it matches."""
+    return REVERTED.format(paths="; ".join(protected_reason(p, protected) for p in paths)
+                           ) if paths else ""
 
 
 def _harness(job: FixJob, name: str) -> Harness:

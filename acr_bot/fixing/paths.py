@@ -57,6 +57,12 @@ def check_paths(root: Path, edits: Sequence[Edit], protected: Sequence[str]) -> 
         )
 
 
+def protected_reason(path: str, protected: Sequence[str]) -> str:
+    """`path` with the protected glob it matches, worded as a refusal (agent reverts use it)."""
+    pattern = next((p for p in protected if matches_glob(path, p)), None)
+    return f"{path!r}: the path is protected (it matches {pattern!r})" if pattern else repr(path)
+
+
 def _refusal(root: Path, path: str, protected: Sequence[str]) -> str:
     """The rule `path` breaks, or ''."""
     if not path.strip() or "\0" in path:
