@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from acr_bot.domain import TestRun, Verdict
-from acr_bot.fixing.edits import python_syntax_error
+from acr_bot.fixing.indent import python_syntax_error
 from acr_bot.gitrepo import Worktree
 from acr_bot.verify.local import Sandbox, judge, src_layout
 from acr_bot.verify.patch import (
