@@ -36,8 +36,14 @@ def task_message(task: Task, context: Context, test_command: str, baseline_summa
     for path, text in context.files.items():
         fence = _fence(text)
         parts.append(f"{path}\n{fence}\n{text}{'' if text.endswith(chr(10)) else chr(10)}{fence}")
+    for path, text in context.excerpts.items():
+        fence = _fence(text)
+        parts.append(f"{path} (excerpt: numbered lines around what the task names; the numbers "
+                     f"are not part of the file)\n{fence}\n{text}{fence}")
     if context.omitted:
         parts.append("Not shown (too large for the budget): " + ", ".join(context.omitted))
+    if context.repo_map:
+        parts.append("# Other files (path: top-level definitions)\n" + context.repo_map)
     if previous:
         parts.append("# Previous attempts (they failed; do better)")
         for attempt in previous:
