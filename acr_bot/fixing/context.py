@@ -12,6 +12,7 @@ files (paths and top-level definitions) closes the context.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -102,12 +103,21 @@ def _read(path: Path) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=4)
+def _by_basename(paths: tuple[str, ...]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = defaultdict(list)
+    for path in paths:
+        found[path.rsplit("/", 1)[-1]].append(path)
+    return found
+
+
 def _match_paths(named: Iterable[str], paths: Sequence[str]) -> list[str]:
     """Repo paths that end with a named path (tracebacks hold absolute or relative paths)."""
+    by_basename = _by_basename(tuple(paths))  # a test output can name hundreds of files
     out: dict[str, None] = {}
     for name in named:
         name = name.replace("\\", "/").lstrip("./")
-        for path in paths:
+        for path in by_basename.get(name.rsplit("/", 1)[-1], ()):
             if path == name or name.endswith("/" + path) or path.endswith("/" + name):
                 out[path] = None
     return list(out)
