@@ -336,3 +336,29 @@ def repo_with_fix_and_cheat(make_repo, make_replay):
     settings = replace(Settings(), models=("replay/a",), replay_file=make_replay({"a": [cheat]}),
                        test_command=PYTEST, llm_retries=0, max_attempts=1, harness="edit")
     return app.fix(repo, app.task_from_text(TASK), settings)
+
+
+def test_an_agents_forging_conftest_is_not_in_the_run_that_decides(make_repo, tmp_path: Path,
+                                                                   make_replay) -> None:
+    # The verdict runs after any harness: an agent that plants a conftest.py rewriting every
+    # report to "passed" (and keeps it, naming it after the sentinel) next to a wrong fix.
+    from tests.support.agent import SUBMIT, script, turn
+
+    forge = ("cat > conftest.py <<'EOF'\nimport pytest\n\n\n@pytest.hookimpl(hookwrapper=True)\n"
+             "def pytest_runtest_makereport(item, call):\n    outcome = yield\n"
+             "    outcome.get_result().outcome = 'passed'\nEOF")
+    wrong = "sed -i '/def mul/{n;s/a + b/a * b + 1/}' calc.py"
+    replies = [*script(forge, wrong, f"{SUBMIT} conftest.py"),
+               turn(f"{SUBMIT} conftest.py", times=None)]
+    replay = make_replay({"agent": replies})
+    repo = make_repo(FILES)
+    settings = replace(Settings(), models=("replay/agent",), replay_file=replay,
+                       test_command=PYTEST, llm_retries=0, max_attempts=1, harness="agent",
+                       agent_steps=4)
+    result = app.fix(repo, app.task_from_text(TASK), settings)
+
+    [attempt] = result.attempts
+    assert attempt.harness == "agent" and attempt.outcome == "tests_failed", attempt.detail
+    assert attempt.detail.startswith("with the original tests: exit 1; 1 failed: "
+                                     "tests.test_calc::test_mul"), attempt.detail
+    assert result.branch is None
