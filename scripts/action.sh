@@ -32,8 +32,10 @@ install)
     # --require-hashes: nothing else gets in.
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
         --require-hashes -r "$here/scripts/installer.lock"
+    # --compile-bytecode: the cache is saved before the first start, so it holds the byte
+    # code a warm start would otherwise compile.
     "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --no-deps \
-        --require-hashes -r "$here/requirements.lock"
+        --require-hashes --compile-bytecode -r "$here/requirements.lock"
     # The installer is not needed at run time: a smaller cache archive restores faster.
     "$venv/bin/python" -m pip uninstall --quiet --yes uv
     ;;

@@ -143,8 +143,12 @@ def test_action_runs_on_the_runner_with_its_own_python() -> None:
     # its own Python, never put on the job's PATH; its venv cached by version and OS
     assert steps["python"]["uses"].startswith("actions/setup-python@")
     assert steps["python"]["with"]["update-environment"] is False
-    assert steps["cache"]["uses"].startswith("actions/cache@")
-    assert "runner.os" not in steps["cache"]["with"]["key"]  # the key step adds RUNNER_OS
+    assert steps["cache"]["uses"].startswith("actions/cache/restore@")
+    # saved right after the install, before any code under test can change the venv
+    order = [str(s.get("uses") or s.get("name")) for s in runs["steps"]]
+    save = next(i for i, u in enumerate(order) if u.startswith("actions/cache/save@"))
+    assert order[save - 1] == "Install acr-bot" and runs["steps"][save + 1].get("id") == "run"
+    assert runs["steps"][save]["with"] == steps["cache"]["with"]
     script = (REPO_ROOT / "scripts" / "action.sh").read_text()
     assert "RUNNER_OS" in script and "requirements.lock" in script
     assert "--require-hashes" in script and '-E -s "$here/entrypoint.py"' in script

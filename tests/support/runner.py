@@ -5,9 +5,9 @@ runner's variables (RUNNER_OS, RUNNER_TEMP, RUNNER_TOOL_CACHE, GITHUB_ACTION_PAT
 the file commands are honoured between steps: GITHUB_PATH entries are prepended to PATH,
 GITHUB_ENV is exported, GITHUB_OUTPUT becomes `steps.<id>.outputs`. `uses: ./` expands the
 composite action.yml with its inputs (defaults included); `if:` and `${{ }}` expressions are
-evaluated for the forms action.yml uses. Two marketplace actions have stand-ins:
-actions/setup-python (its python-path output: a given interpreter) and actions/cache (a
-folder per key: restored before, saved at the end of the job when it was a miss).
+evaluated for the forms action.yml uses. Marketplace actions have stand-ins:
+actions/setup-python (its python-path output: a given interpreter) and
+actions/cache/restore and /save (a folder per key).
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ class Job:
     timeout: float = 600
     steps: dict[str, dict[str, str]] = field(default_factory=dict)
     results: list[StepResult] = field(default_factory=list)
-    _saves: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.temp = self.root / "_temp"
@@ -70,10 +69,6 @@ class Job:
                                 step.get("id"))
             else:
                 self._step(step, {}, {})
-        for key, path in self._saves:  # actions/cache's post step
-            target = self.cache_dir / key
-            if not target.exists() and Path(path).exists():
-                shutil.copytree(path, target, symlinks=True)
         return self.results
 
     def _composite(self, given: Mapping[str, Any], env: Mapping[str, str],
@@ -102,8 +97,10 @@ class Job:
         if uses.startswith("actions/setup-python@"):
             outputs = {"python-path": self.python}
             self.results.append(StepResult(uses, 0, 0.0, "", outputs))
-        elif uses.startswith("actions/cache@"):
+        elif uses.startswith("actions/cache/restore@"):
             outputs = self._restore(values["key"], values["path"])
+        elif uses.startswith("actions/cache/save@"):
+            outputs = self._save(values["key"], values["path"])
         elif "run" in step:
             outputs = self._shell(step, inputs, env)
         else:
@@ -119,11 +116,17 @@ class Job:
         if hit:
             shutil.rmtree(path, ignore_errors=True)
             shutil.copytree(self.cache_dir / key, path, symlinks=True)
-        else:
-            self._saves.append((key, path))
-        self.results.append(StepResult("actions/cache", 0, time.monotonic() - started, "",
-                                       {"cache-hit": str(hit).lower()}))
+        self.results.append(StepResult("actions/cache/restore", 0, time.monotonic() - started,
+                                       "", {"cache-hit": str(hit).lower()}))
         return {"cache-hit": str(hit).lower()}
+
+    def _save(self, key: str, path: str) -> dict[str, str]:
+        started = time.monotonic()
+        if not (self.cache_dir / key).exists():  # a key is written once, as on GitHub
+            shutil.copytree(path, self.cache_dir / key, symlinks=True)
+        self.results.append(StepResult("actions/cache/save", 0, time.monotonic() - started,
+                                       "", {}))
+        return {}
 
     def _shell(self, step: Mapping[str, Any], inputs: Mapping[str, str],
                env: Mapping[str, str]) -> dict[str, str]:
