@@ -10,10 +10,14 @@
   the train rows and the other 4 folds as memory, i.e. 4x more history than the online run.
 - `orders`: SWE-bench, `learned` and `frozen` over 5 shuffled orders of the stream: the
   spread that the order alone causes, against which a difference between them is noise.
+- `ablations`: `learned` without its UCB bonus, lookahead, cascade conditioning or CUSUM,
+  with the knobs `tune_router.py` prefers, and called as the fix loop called it before
+  `routing/cascade.py` (no attempts left, no stop), on SWE-bench and OOD; `retuned_id`: those
+  knobs in-distribution; `drift_without_cusum`: the degrading-model streams without CUSUM.
 - `drift`: the synthetic drifting streams of tests/data/synth.py: learned/frozen cumulative
   regret (summed over 3 seeds) per drift and mode, as tests/test_bench.py checks them.
 
-    python benchmarks/routing_figures.py [--only per_group_hindsight,per_cell_best,kfold,drift,orders]
+    python benchmarks/routing_figures.py [--only NAME,...]  (default: all; see FIGURES)
 """
 
 from __future__ import annotations
@@ -96,11 +100,12 @@ def kfold(policy: str = "learned", folds: int = 5) -> dict[str, Any]:
     return out
 
 
-def drift() -> dict[str, Any]:
+def drift(only: Sequence[str] = ()) -> dict[str, Any]:
     from tests.data import synth
 
     generators = {"task-mix": synth.drift_task_mix, "degrading-model": synth.drift_degrading_model,
                   "new-model": synth.drift_new_model}
+    generators = {k: v for k, v in generators.items() if not only or k in only}
     modes = {"oneshot": bench.BenchConfig("oneshot", 1, 0.0),
              "cascade-3x-w1": bench.BenchConfig("cascade", 3, 1.0),
              "cascade-2x-w3": bench.BenchConfig("cascade", 2, 3.0)}
@@ -147,8 +152,89 @@ def orders(names: Sequence[str] = ("learned", "frozen"), shuffles: int = 5) -> d
     return out
 
 
+def _variants() -> dict[str, Callable[..., Any]]:
+    """`learned` with one part taken out (or the re-tuned knobs), by name."""
+    from acr_bot.routing.learned import Knobs, LearnedPolicy
+
+    class NoLookahead(LearnedPolicy):
+        def rank(self, task: Any, pool: Any, tried: Any, attempts_left: int = 1) -> Any:
+            return super().rank(task, pool, tried, 1)
+
+    class OldLoop(LearnedPolicy):
+        """How the fix loop called the policy before routing/cascade.py: it never passed the
+        attempts left, and ignored the policy's stop."""
+
+        def rank(self, task: Any, pool: Any, tried: Any, attempts_left: int = 1) -> Any:
+            return dataclasses.replace(super().rank(task, pool, tried, 1), value=None)
+
+    def knobs(**changes: float) -> Callable[..., Any]:
+        return lambda table, weight: LearnedPolicy(table, cost_weight=weight,
+                                                   knobs=dataclasses.replace(Knobs(), **changes))
+
+    return {"learned": knobs(), "no UCB": knobs(bonus=0.0),
+            "no lookahead": lambda table, weight: NoLookahead(table, cost_weight=weight),
+            "no conditioning": knobs(solved_by_failed=1.0, unseen_by_failed=1.0),
+            "no CUSUM": knobs(drift_alarm=float("inf")),
+            "re-tuned": knobs(tau=0.3, near_strength=8.0),
+            "old fix loop": lambda table, weight: OldLoop(table, cost_weight=weight)}
+
+
+def ablations() -> dict[str, Any]:
+    """Regret of `learned` without each of its parts, on the settings where it matters."""
+    from acr_bot.routing.outcomes import OutcomeTable
+
+    settings = [("swebench-verified", "all", "cascade", 0.1), ("swebench-verified", "all",
+                "cascade", 0.3), ("coderouterbench", "ood", "cascade", 0.1),
+                ("coderouterbench", "ood", "cascade", 1.0)]
+    out: dict[str, Any] = {}
+    for name, subset, mode, weight in settings:
+        train, stream = _stream(name, subset)
+        memory = bench.history(train)
+        tasks = [bench.visible_task(r, f"stream-{i}") for i, r in enumerate(stream)]
+        cfg = bench.BenchConfig(mode, 3, weight)
+        for variant, build in _variants().items():
+            trace = bench.run_policy(build(OutcomeTable.build(memory), weight), tasks, stream,
+                                     cfg)
+            out.setdefault(f"{name} {subset} {mode} w={weight}", {})[variant] = {
+                "success_rate": round(sum(trace.scores) / len(stream), 4),
+                "total_cost_usd": round(sum(trace.costs), 2),
+                "regret": round(sum(trace.regrets), 1)}
+    return out
+
+
+def retuned_id() -> dict[str, Any]:
+    """CodeRouterBench in-distribution, oneshot: the defaults against the re-tuned knobs."""
+    from acr_bot.routing.outcomes import OutcomeTable
+
+    train, stream = _stream("coderouterbench", "id")
+    memory = bench.history(train)
+    tasks = [bench.visible_task(r, f"stream-{i}") for i, r in enumerate(stream)]
+    out: dict[str, Any] = {}
+    for variant in ("learned", "re-tuned"):
+        policy = _variants()[variant](OutcomeTable.build(memory), 0.0)
+        trace = bench.run_policy(policy, tasks, stream, bench.BenchConfig("oneshot", 1, 0.0))
+        out[variant] = {"success_rate": round(sum(trace.scores) / len(stream), 4)}
+    return out
+
+
+def drift_without_cusum() -> dict[str, Any]:
+    """The degrading-model streams with CUSUM switched off."""
+    from acr_bot.routing import learned
+
+    original = learned.Knobs.__init__.__defaults__
+    try:  # every LearnedPolicy built by the bench gets drift_alarm = inf
+        defaults = list(original or ())
+        names = [f.name for f in dataclasses.fields(learned.Knobs)]
+        defaults[names.index("drift_alarm")] = float("inf")
+        learned.Knobs.__init__.__defaults__ = tuple(defaults)
+        return drift(("degrading-model",))
+    finally:
+        learned.Knobs.__init__.__defaults__ = original
+
+
 FIGURES = {"per_group_hindsight": per_group_hindsight, "per_cell_best": per_cell_best,
-           "kfold": kfold, "drift": drift, "orders": orders}
+           "kfold": kfold, "drift": drift, "orders": orders, "ablations": ablations,
+           "retuned_id": retuned_id, "drift_without_cusum": drift_without_cusum}
 
 
 def main() -> None:

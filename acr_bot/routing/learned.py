@@ -26,7 +26,8 @@ from acr_bot.routing.outcomes import OutcomeTable
 
 @dataclass(frozen=True)
 class Knobs:
-    """Chosen by cross-validation on benchmark train rows (benchmarks/tune_router.py)."""
+    """Checked by cross-validation on benchmark train rows (benchmarks/tune_router.py, with
+    the policy learning); the README says why these stay rather than the CV favourite."""
 
     near: int = 1024  # past tasks considered per decision (the most similar ones)
     tau: float = 0.1  # similarity kernel width: weight = exp((sim - 1) / tau)
