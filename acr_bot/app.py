@@ -22,7 +22,6 @@ from acr_bot.memory.store import Memory
 from acr_bot.report import clip
 from acr_bot.routing.base import Policy, RouteTask, Tried
 from acr_bot.routing.features import task_features
-from acr_bot.routing.outcomes import observations
 from acr_bot.routing.registry import make_policy
 from acr_bot.verify.local import LocalSandbox, Sandbox, detect_test_command
 
@@ -110,6 +109,8 @@ def build_policy(settings: Settings, memory: Memory, folio: Portfolio) -> Policy
     # The router chooses between (model, harness) arms: each record counts for its arm.
     records = [replace(r, model=arm_of(r.model, r.harness, settings.harness))
                for r in memory.records]
+    from acr_bot.routing.outcomes import observations  # numpy: only when routing
+
     return make_policy(settings.policy, observations(records, memory.summaries),
                        cost_hint=folio.cost_hint, seed=settings.seed,
                        cost_weight=settings.cost_weight)
@@ -135,6 +136,7 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
     With `memory` given, records are only queued on it (`memory.pending`) and the caller
     persists them (the Action writes them to the memory branch)."""
     repo = GitRepo(repo_path)
+    task = with_repo_tag(task, repo)
     test_command = settings.test_command or detect_test_command(repo.root)
     if not test_command:
         raise ConfigError(f"no test command detected in {repo.root}: pass --test-cmd "
@@ -194,25 +196,34 @@ def _say_uncommitted(repo: GitRepo, settings: Settings, echo: Callable[[str], No
              f"change(s) are not part of it ({shown}): commit them first to include them")
 
 
-def repo_hints(repo_path: Path | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Languages and declared libraries of a checkout (empty outside a git repo)."""
+def with_repo_tag(task: Task, repo: GitRepo) -> Task:
+    """A command-line task carries the repository tag the Action gives its tasks (owner/name
+    of `origin`), so both share what the memory learned about this repository."""
+    slug = None if task.tags else repo.slug()
+    return replace(task, tags=(slug,)) if slug else task
+
+
+def repo_hints(task: Task, repo_path: Path | None) -> tuple[Task, tuple[str, ...],
+                                                          tuple[str, ...]]:
+    """The task with its repository tag, and the languages and declared libraries of a
+    checkout (nothing added outside a git repo)."""
     from acr_bot.errors import GitError
     from acr_bot.fixing.context import repo_languages, repo_libraries
 
     if repo_path is None:
-        return (), ()
+        return task, (), ()
     try:
         repo = GitRepo(repo_path)
     except GitError:
-        return (), ()
+        return task, (), ()
     paths = repo.ls_files()
-    return repo_languages(paths), repo_libraries(repo.root, paths)
+    return with_repo_tag(task, repo), repo_languages(paths), repo_libraries(repo.root, paths)
 
 
 def route(task: Task, settings: Settings, memory: Memory, candidates: Sequence[str] | None = None,
           repo: Path | None = None, tried: Sequence[Tried] = ()) -> tuple[Features, Decision]:
     """The decision the policy would make for `task` now, after `tried` (no model is called)."""
-    languages, libraries = repo_hints(repo)
+    task, languages, libraries = repo_hints(task, repo)
     features = task_features(task, libraries, languages)
     folio = portfolio(settings)
     policy = build_policy(settings, memory, folio)

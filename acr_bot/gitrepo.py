@@ -122,6 +122,9 @@ def push(root: Path, remote: Remote, commit: str, branch: str,
         raise
 
 
+SLUG_RE = re.compile(r"^(?:https?://|ssh://|git@)[^/:]+[:/](?:[^/]*@)?([\w.-]+/[\w.-]+?)(?:\.git)?/?$")
+
+
 class GitRepo:
     """A checkout on disk."""
 
@@ -136,6 +139,12 @@ class GitRepo:
 
     def run(self, *args: str, **kwargs: object) -> str:
         return git(self.root, *args, **kwargs)  # type: ignore[arg-type]
+
+    def slug(self) -> str | None:
+        """owner/name of the `origin` remote (an https, ssh or git@ URL), else None."""
+        url = self.run("config", "--get", "remote.origin.url", check=False)
+        match = SLUG_RE.match(url.strip())
+        return match.group(1) if match else None
 
     def head(self) -> str:
         sha = self.run("rev-parse", "--verify", "--quiet", "HEAD", check=False)

@@ -176,8 +176,8 @@ def test_a_policy_is_named_in_one_place_and_listing_names_needs_no_numpy(tmp_pat
     from acr_bot.config import load_settings
     from acr_bot.routing import registry
 
-    probe = ("import sys, acr_bot.config, acr_bot.routing.registry as r; "
-             "print(len(r.NAMES), 'numpy' in sys.modules)")
+    probe = ("import sys, acr_bot.cli, acr_bot.routing.registry as r; "
+             "print(len(r.NAMES), 'numpy' in sys.modules)")  # the CLI starts without numpy
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == [str(len(registry.NAMES)), "False"]
@@ -229,3 +229,22 @@ def test_near_identical_text_counts_as_the_same_task_only_when_long_enough() -> 
     assert again.reason.startswith("it verified a fix for a near-identical task (old-0")
     other = policy.choose(RouteTask("new-1", extract(short)), ["cheap", "good"])
     assert other.model == "cheap"  # same words, but too short to be the same task
+
+
+def test_a_command_line_task_carries_the_repository_tag_of_origin(make_repo) -> None:
+    from click.testing import CliRunner
+
+    from acr_bot.cli import cli
+    from acr_bot.gitrepo import GitRepo, git
+
+    repo = make_repo(FILES)
+    assert GitRepo(repo).slug() is None  # no origin: no tag
+    for url in ("https://github.com/octo/calc.git", "git@github.com:octo/calc.git",
+                "https://x-access-token@ghe.example.com/octo/calc"):
+        git(repo, "remote", "remove", "origin", check=False)
+        git(repo, "remote", "add", "origin", url)
+        assert GitRepo(repo).slug() == "octo/calc", url
+    out = CliRunner().invoke(cli, ["route", "--repo", str(repo), "--models", "replay/a",
+                                   "--task", TASK, "--json", "--memory", str(repo / "m.json")])
+    assert out.exit_code == 0, out.output
+    assert "tag:octo/calc" in json.loads(out.stdout)["features"]

@@ -7,14 +7,16 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from acr_bot.domain import Decision, Features
 from acr_bot.errors import ConfigError
 from acr_bot.routing.features import vectorize
-from acr_bot.routing.outcomes import Observation, OutcomeTable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from acr_bot.routing.outcomes import OutcomeTable
 
 # Feature vectors this similar are the same task text, reworded or with a changed detail.
 # A text shorter than 2**SAME_TEXT_SIZE characters is too short to tell tasks apart (a
@@ -59,6 +61,8 @@ class Policy:
 
     def __init__(self, table: OutcomeTable | None = None, cost_hint: CostHint = no_hint,
                  seed: int = 0, cost_weight: float = 1.0) -> None:
+        from acr_bot.routing.outcomes import OutcomeTable  # numpy: loaded with a policy
+
         self.table = table or OutcomeTable()
         self.cost_hint = cost_hint
         self.seed = seed
@@ -97,6 +101,8 @@ class Policy:
         raise NotImplementedError
 
     def update(self, task: RouteTask, model: str, outcome: Outcome) -> None:
+        from acr_bot.routing.outcomes import Observation
+
         if outcome.skill:
             # after=None: the models that already failed on this task are the condition.
             self.table.add(Observation(task.id, task.features.compact(), model, outcome.score,
@@ -149,4 +155,6 @@ def untried(candidates: Sequence[str], tried: Sequence[Tried]) -> list[str]:
 
 def task_rng(seed: int, task: RouteTask, step: int) -> np.random.Generator:
     """A generator seeded by (seed, task, step): the same task gets the same decisions."""
+    import numpy as np
+
     return np.random.default_rng([seed, zlib.crc32(task.id.encode()), step])

@@ -12,11 +12,13 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from acr_bot.domain import Features, Task
 from acr_bot.secrets import strip_secrets
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DIM = 128
 MAX_COMPACT = 200  # bytes of tokens per memory record; keeps records under ~400 bytes
@@ -184,6 +186,8 @@ def _slot(token: str) -> tuple[int, float]:
 
 def vectorize(tokens: Iterable[str]) -> np.ndarray:
     """An L2-normalised float32 vector of DIM dims (signed feature hashing)."""
+    import numpy as np  # here, not at import: the CLI starts without numpy
+
     vec = np.zeros(DIM, dtype=np.float32)
     for token in tokens:
         index, weight = _slot(token)
@@ -194,6 +198,8 @@ def vectorize(tokens: Iterable[str]) -> np.ndarray:
 
 def matrix(compacts: Sequence[str]) -> np.ndarray:
     """Vectors for many compact feature strings, each distinct string hashed once."""
+    import numpy as np
+
     unique: dict[str, int] = {}
     index = np.fromiter((unique.setdefault(c, len(unique)) for c in compacts), dtype=np.int64,
                         count=len(compacts))
