@@ -63,6 +63,16 @@ def table_price(model: str) -> Price | None:
     return None
 
 
+def table_context_window(model: str) -> int | None:
+    """The input tokens litellm lists for `model` (its context window), or None."""
+    table = _litellm_price_table()
+    for key in (model, model.split("/", 1)[-1]):
+        tokens = (table.get(key) or {}).get("max_input_tokens")
+        if isinstance(tokens, int) and tokens > 0:
+            return tokens
+    return None
+
+
 def resolve_prices(models: Sequence[str], overrides: Mapping[str, Price],
                    replay: Mapping[str, Price] | None = None) -> dict[str, Price | None]:
     """Price every model: config override, then the replay file, then litellm's table.

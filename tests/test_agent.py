@@ -7,6 +7,7 @@ import json
 import os
 import time
 from dataclasses import replace
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from conftest import PYTEST
 from acr_bot import app
 from acr_bot.config import Settings
 from acr_bot.domain import FixResult
+from acr_bot.fixing.harness import Limits
 from acr_bot.gitrepo import git
 from acr_bot.memory.store import Memory
 from acr_bot.report import pr_body
@@ -281,3 +283,14 @@ def test_an_agent_that_commits_or_switches_branches_does_not_move_the_base(
     assert result.attempts[0].files == ("calc.py",)
     log = git(repo, "log", "--format=%s", result.branch).splitlines()
     assert "agent commit" not in log and len(log) == 2  # the base, then the bot's fix commit
+
+
+def test_the_context_window_comes_from_litellms_table_when_it_is_smaller() -> None:
+    from acr_bot.fixing.loop import _limits
+
+    job = SimpleNamespace(limits=Limits(max_cost_usd=0, context_tokens=1_000_000),
+                          max_cost_usd=2.0, max_output_tokens=8_192, prices={})
+    state = SimpleNamespace(spent=0.0)
+    assert _limits(job, state, "gpt-4o", None).context_tokens == 128_000  # type: ignore[arg-type]
+    assert _limits(job, state, "openai/gpt-4o", None).context_tokens == 128_000  # type: ignore[arg-type]
+    assert _limits(job, state, "replay/x", None).context_tokens == 1_000_000  # type: ignore[arg-type]

@@ -41,6 +41,7 @@ from acr_bot.fixing.harness import (
 )
 from acr_bot.fixing.paths import protected_reason
 from acr_bot.gitrepo import GitRepo, Worktree, slugify
+from acr_bot.llm import table_context_window
 from acr_bot.memory.store import new_id
 from acr_bot.report import clip, run_summary
 from acr_bot.routing.base import Outcome, Policy, RouteTask
@@ -288,8 +289,10 @@ def _limits(job: FixJob, state: _State, model: str, so_far: Attempt | None) -> L
     """The job's limits, less what this attempt's earlier rounds used."""
     used_usd = so_far.cost_usd if so_far else 0.0
     used_steps = so_far.calls if so_far else 0
+    # The smaller of the setting and the window litellm lists for the model.
+    window = min(job.limits.context_tokens, table_context_window(model) or job.limits.context_tokens)
     return replace(job.limits, max_cost_usd=max(job.max_cost_usd - state.spent - used_usd, 0.0),
-                   steps=max(job.limits.steps - used_steps, 0),
+                   steps=max(job.limits.steps - used_steps, 0), context_tokens=window,
                    max_output_tokens=job.max_output_tokens, price=job.prices.get(model))
 
 
