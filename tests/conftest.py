@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -35,6 +37,16 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 MakeRepo = Callable[[Mapping[str, str]], Path]
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A directory the sandbox user may write, as it may /tmp (tmp_path is the bot's own and out
+    of its reach): where a test command leaves what the test reads afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="acr-test-shared-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

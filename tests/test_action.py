@@ -759,11 +759,11 @@ def test_a_run_interrupted_before_its_pr_is_recovered_without_a_model_call(
 # --- secrets, budget, memory trust -----------------------------------------------------------
 
 
-def test_secrets_never_leave_the_log_masks(tmp_path: Path, httpserver: Any, make_replay,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_never_leave_the_log_masks(tmp_path: Path, shared: Path, httpserver: Any,
+                                          make_replay, monkeypatch: pytest.MonkeyPatch) -> None:
     token = "ghs_" + os.urandom(18).hex()
     api_key = "sk-" + os.urandom(20).hex()
-    dump = tmp_path / "test-env.json"  # outside the repository
+    dump = shared / "test-env.json"  # outside the repository
     spy = (f"import json, os\n\n\ndef test_environment():\n"
            f"    with open({str(dump)!r}, 'a') as out:\n"
            f"        out.write(json.dumps(dict(os.environ)) + '\\n')\n")

@@ -258,8 +258,20 @@ def test_hang_when_asked():
     if os.path.exists("HANG"):
         with open({pid_file!r}, "w") as out:
             out.write(str(os.getpid()))
-        time.sleep(1000)
+        os.execvp("sleep", ["sleep", "1000.424242"])
 '''
+HANG_MARK = b"sleep\x001000.424242"
+
+
+def _running(mark: bytes) -> bool:
+    """Whether a live process's command line holds `mark`."""
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if mark in (entry / "cmdline").read_bytes() and _alive(int(entry.name)):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _alive(pid: int) -> bool:
@@ -276,8 +288,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_hanging_test_run_is_killed_at_the_timeout(make_repo, make_replay,
-                                                     tmp_path: Path) -> None:
-    pid_file = tmp_path / "hang.pid"
+                                                     shared: Path) -> None:
+    pid_file = shared / "hang.pid"
     repo = make_repo({**FILES, "tests/test_hang.py": HANG_TEST.format(pid_file=str(pid_file))})
     fix_and_hang = FIX + "\n" + format_edits(make_edits("HANG", None, "hang\n"))
     replay = make_replay({"m": [fix_and_hang]})
@@ -290,8 +302,9 @@ def test_a_hanging_test_run_is_killed_at_the_timeout(make_repo, make_replay,
     assert outcomes(result) == ["tests_failed"]
     assert "timed out" in result.attempts[0].detail
     assert "timed out" in result.attempts[0].feedback
-    # The hanging test really ran, and nothing it started survives.
-    assert not _alive(int(pid_file.read_text()))
+    # The hanging test really ran, and nothing it started survives (the pid it wrote is its
+    # PID namespace's: find it by its start time's mark instead).
+    assert pid_file.exists() and not _running(HANG_MARK)
     assert branches(repo) == ["main"]
 
 
@@ -350,9 +363,9 @@ def test_dump_environment():
 '''
 
 
-def test_secrets_are_not_visible_to_the_test_command(make_repo, make_replay, tmp_path: Path,
+def test_secrets_are_not_visible_to_the_test_command(make_repo, make_replay, shared: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    dump = tmp_path / "env.json"
+    dump = shared / "env.json"
     repo = make_repo({**FILES, "tests/test_env.py": ENV_DUMP_TEST.format(dump=str(dump))})
     secrets = {
         "OPENAI_API_KEY": "sk-proj-abcdefghijklmnopqrstuvwxyz0123",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -10,9 +11,21 @@ from pathlib import Path
 from typing import Protocol
 
 from acr_bot.domain import TestRun
-from acr_bot.secrets import scrub_env
+from acr_bot.errors import VerifyError
+from acr_bot.secrets import is_credential, scrub_env
+from acr_bot.verify.isolation import (
+    SandboxUser,
+    Workspace,
+    copy_back,
+    isolated_exec,
+    isolated_run,
+    protect,
+    sandbox_user,
+)
 from acr_bot.verify.process import OutputBuffer, clean_output, run_command, run_shell, test_run
 from acr_bot.verify.testresults import failure_feedback, judge
+
+log = logging.getLogger(__name__)
 
 # judge and failure_feedback live with the result parsing (pure functions on TestRuns) but are
 # part of the verifier's interface.
@@ -176,7 +189,10 @@ class Sandbox(Protocol):
 
 
 class LocalSandbox:
-    """Runs tests as local subprocesses, with the bot's secrets scrubbed from the environment."""
+    """Runs untrusted commands as local subprocesses: as the unprivileged sandbox user on its
+    own copy of the tree (isolation.py), with the bot's secrets scrubbed from the environment.
+    Where no other user is available it runs them as the bot's user, and refuses to when the
+    bot's environment holds credentials."""
 
     name = "local"
 
@@ -189,6 +205,9 @@ class LocalSandbox:
         self.timeout = timeout
         self.max_output = max_output
         self.env = scrub_env(os.environ if env is None else env)
+        self._space: Workspace | None = None
+        self._protected: set[Path] = set()  # workdirs whose repository was checked
+        self._user: SandboxUser | None | bool = False  # False: not looked up yet
 
     def prepare(self, setup_command: str | None, workdir: Path) -> TestRun | None:
         """Run the setup command in `workdir` (its effects stay there for the test runs)."""
@@ -196,27 +215,73 @@ class LocalSandbox:
 
     def run(self, command: str, workdir: Path) -> TestRun:
         """Run `command` in `workdir` with this sandbox's limits."""
-        return run_command(
-            command, workdir, timeout=self.timeout, env=self.env, max_output=self.max_output
-        )
+        space = self._workspace(workdir)
+        if space is None:
+            return run_command(
+                command, workdir, timeout=self.timeout, env=self.env, max_output=self.max_output
+            )
+        return isolated_run(space, command, workdir, timeout=self.timeout, env=self.env,
+                            max_output=self.max_output)
 
     def session(self, workdir: Path) -> LocalShell:
-        """Agent commands run in `workdir` itself, one bounded process group each."""
-        return LocalShell(workdir, {**self.env, **AGENT_ENV})
+        """Agent commands run like the tests: on the sandbox user's copy of `workdir`."""
+        return LocalShell(self._workspace(workdir), workdir, {**self.env, **AGENT_ENV})
 
     def close(self) -> None:
-        """Nothing to release: every command's process group is already gone."""
+        """Delete the sandbox user's copy; every command's process group is already gone."""
+        if self._space is not None:
+            self._space.remove()
+            self._space = None
+
+    def _workspace(self, workdir: Path) -> Workspace | None:
+        """The sandbox user's copy (None: run unisolated, allowed only without credentials)."""
+        user = self._sandbox_user()
+        if user is None:
+            return None
+        if self._space is None:
+            self._space = Workspace(user, workdir)
+        if workdir not in self._protected:
+            for change in protect(self._space, workdir):
+                log.warning("sandbox: %s: no longer %s by other users", change.split(" ", 1)[1],
+                            "readable" if change.startswith("read") else "writable")
+            self._protected.add(workdir)
+        return self._space
+
+    def _sandbox_user(self) -> SandboxUser | None:
+        if self._user is False:
+            found = sandbox_user()
+            if isinstance(found, str):
+                held = sorted(n for n, v in os.environ.items() if is_credential(n, v))
+                if held:
+                    raise VerifyError(
+                        f"sandbox: local cannot run untrusted code as another user here ({found})"
+                        f" and the environment holds {', '.join(held)}: use sandbox: docker, "
+                        "or run the bot as root or with passwordless sudo")
+                log.warning("sandbox: local runs the tests as the bot's own user (%s); there "
+                            "are no credentials in the environment to protect", found)
+            self._user = None if isinstance(found, str) else found
+        return self._user if isinstance(self._user, SandboxUser) else None
 
 
 class LocalShell:
-    """Runs each agent command like a test command: own session, killed whole, bounded."""
+    """Runs each agent command like a test command (own session, killed whole, bounded), as
+    the sandbox user on its copy when there is one: the copy is made at the start of the
+    attempt and copied back by `close`."""
 
-    def __init__(self, workdir: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, space: Workspace | None, workdir: Path, env: Mapping[str, str]) -> None:
+        self.space = space
         self.workdir = workdir
         self.env = dict(env)
+        if space is not None:
+            space.sync_in(workdir)
 
     def exec(self, command: str, timeout: float, limit: int) -> TestRun:
-        return run_shell(command, self.workdir, timeout=timeout, env=self.env, max_output=limit)
+        if self.space is None:
+            return run_shell(command, self.workdir, timeout=timeout, env=self.env,
+                             max_output=limit)
+        return isolated_exec(self.space, command, timeout=timeout, env=self.env, max_output=limit)
 
     def close(self) -> None:
-        """Nothing to hand back: the commands worked on the workspace itself."""
+        """Hand what the commands left back to the workspace."""
+        if self.space is not None:
+            copy_back(self.space, self.workdir)

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from acr_bot.domain import TestRun
@@ -84,7 +84,9 @@ def run_command(
     # The JUnit file lives outside the checkout so it never shows up in the patch or in git.
     with tempfile.TemporaryDirectory(prefix="acr-junit-") as tmp:
         junit = Path(tmp) / "junit.xml"
-        code, seconds, output = _execute(command, cwd, timeout, _with_junit(env, junit), max_output)
+        code, seconds, output = execute(
+            ["/bin/sh", "-c", command], cwd, timeout, with_junit(env, junit), max_output
+        )
         results = parse_junit(junit) or parse_output(output)
     return test_run(command, code, seconds, output, results)
 
@@ -95,11 +97,11 @@ def run_shell(
     """One agent command: bounded like a test run, with no test results to read."""
     if not cwd.is_dir():
         raise VerifyError(f"cannot run {command!r}: {cwd} is not a directory")
-    code, seconds, output = _execute(command, cwd, timeout, env, max_output)
+    code, seconds, output = execute(["/bin/sh", "-c", command], cwd, timeout, env, max_output)
     return TestRun(command, code, round(seconds, 3), output)
 
 
-def _with_junit(env: Mapping[str, str], junit: Path) -> dict[str, str]:
+def with_junit(env: Mapping[str, str], junit: Path) -> dict[str, str]:
     """`env` plus a PYTEST_ADDOPTS that makes any pytest the command starts write JUnit XML."""
     merged = dict(env)
     # An env var, not an argument: it reaches pytest even through make or a shell script.
@@ -126,14 +128,18 @@ def test_run(
     )
 
 
-def _execute(
-    command: str, cwd: Path, timeout: float, env: Mapping[str, str], max_output: int
+Kill = Callable[[int, int], None]  # os.kill, or one that may signal another user's processes
+
+
+def execute(
+    argv: Sequence[str], cwd: Path, timeout: float, env: Mapping[str, str], max_output: int,
+    kill: Kill = os.kill,
 ) -> tuple[int | None, float, str]:
-    """Run `command`; return its exit code (None: timed out), its duration and its output."""
+    """Run `argv`; return its exit code (None: timed out), its duration and its output."""
     start = time.monotonic()
     _become_subreaper()
     before = _children(os.getpid())
-    proc = _spawn(command, cwd, env)
+    proc = _spawn(argv, cwd, env)
     assert proc.stdout is not None
     sink, stop = OutputBuffer(max_output), threading.Event()
     reader = threading.Thread(
@@ -141,23 +147,23 @@ def _execute(
     )
     reader.start()
     try:
-        code = _wait(proc, timeout)
+        code = _wait(proc, timeout, kill)
     except BaseException:
         # Ctrl-C reaches only our own process group: the command's session would outlive us.
-        _kill_group(proc)
+        _kill_group(proc, kill)
         raise
     finally:
-        _kill_escaped(before | {proc.pid})
+        _kill_escaped(before | {proc.pid}, kill)
         _stop_reader(reader, stop)
         proc.stdout.close()
     return code, time.monotonic() - start, sink.text()
 
 
-def _spawn(command: str, cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start `command` in a new session, so its whole process tree can be killed as one group."""
+def _spawn(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start `argv` in a new session, so its whole process tree can be killed as one group."""
     try:
         return subprocess.Popen(
-            ["/bin/sh", "-c", command],
+            list(argv),
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,
@@ -166,10 +172,10 @@ def _spawn(command: str, cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[
             start_new_session=True,
         )
     except (OSError, ValueError) as exc:  # ValueError: a NUL or "=" in the environment
-        raise VerifyError(f"cannot run the tests ({command!r} in {cwd}): {exc}") from exc
+        raise VerifyError(f"cannot run the tests ({argv[-1]!r} in {cwd}): {exc}") from exc
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+def _wait(proc: subprocess.Popen[bytes], timeout: float, kill: Kill) -> int | None:
     """The command's exit code, or None if it ran past `timeout`; nothing it started survives."""
     try:
         code: int | None = proc.wait(timeout=timeout)
@@ -177,7 +183,7 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
         code = None
     # Also after a clean exit: a server left running (`cmd &`) would hold our pipe open and leak
     # into the next attempt.
-    _kill_group(proc)
+    _kill_group(proc, kill)
     return code
 
 
@@ -203,13 +209,13 @@ def _stop_reader(reader: threading.Thread, stop: threading.Event) -> None:
     reader.join()
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: subprocess.Popen[bytes], kill: Kill = os.kill) -> None:
     """SIGTERM the command's process group, then SIGKILL whatever outlives the grace period."""
     if not _group_alive(proc):
         return
-    _signal_group(proc.pid, signal.SIGTERM)
+    _signal_group(proc.pid, signal.SIGTERM, kill)
     _wait_group(proc, _KILL_GRACE)
-    _signal_group(proc.pid, signal.SIGKILL)
+    _signal_group(proc.pid, signal.SIGKILL, kill)
     _wait_group(proc, 1.0)
     try:
         proc.wait(timeout=1.0)
@@ -250,7 +256,7 @@ def _children(pid: int) -> set[int]:
     return {child for child, (parent, _) in _processes().items() if parent == pid}
 
 
-def _kill_escaped(known: set[int]) -> None:
+def _kill_escaped(known: set[int], kill: Kill = os.kill) -> None:
     """SIGKILL what the command left behind outside its process group: the orphans from its
     session re-parented to us, and everything below them; then reap them. (Our own children
     stay in our session: a thread's subprocess is never taken for one.)"""
@@ -268,7 +274,7 @@ def _kill_escaped(known: set[int]) -> None:
             doomed |= frontier
         for pid in doomed:
             try:
-                os.kill(pid, signal.SIGKILL)
+                kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
         _reap(new, deadline=time.monotonic() + 1.0)
@@ -298,10 +304,10 @@ def _wait_group(proc: subprocess.Popen[bytes], seconds: float) -> None:
         time.sleep(0.02)
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
+def _signal_group(pgid: int, sig: signal.Signals, kill: Kill = os.kill) -> None:
     """Send `sig` to a process group that may already be gone."""
     try:
-        os.killpg(pgid, sig)
+        kill(-pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 

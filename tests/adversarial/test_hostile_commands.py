@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -43,18 +45,19 @@ from acr_bot.memory.store import Memory
 PY = sys.executable
 
 
-def _alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie is dead)."""
-    try:
-        os.kill(pid, 0)
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (ProcessLookupError, OSError):
-        return False
-    return state not in ("Z", "X")
-
-
-def _pids(path: Path) -> list[int]:
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
+def _marked(marker: str) -> list[int]:
+    """pids of the live (not zombie) processes whose command line holds `marker`: a pid the
+    command prints is its own PID namespace's, so the test finds its processes by a mark."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in cmdline and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
 
 
 @pytest.fixture
@@ -63,13 +66,13 @@ def repo(make_repo) -> Path:
 
 
 @pytest.fixture
-def survivors():
-    """pids the test starts; any still alive at the end are killed (and fail the test)."""
-    started: list[int] = []
-    yield started
-    for pid in started:
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+def marker():
+    """A unique `sleep` duration that marks the test's processes; any left alive at the end
+    are killed (and fail the test)."""
+    mark = f"1000.{os.getpid()}{time.monotonic_ns() % 10**6}"
+    yield mark
+    for pid in _marked(f"sleep {mark}"):
+        os.kill(pid, signal.SIGKILL)
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -144,60 +147,57 @@ def test_test_names_cannot_issue_workflow_commands(tmp_path: Path, httpserver: A
 
 
 def test_a_hang_that_ignores_sigterm_is_killed_and_the_run_goes_on(
-        repo: Path, make_replay, tmp_path: Path, survivors: list[int]) -> None:
-    pid_file = tmp_path / "hang.pid"
-    hang = (f"if grep -q 'a [*] b + 1' calc.py; then trap '' TERM; echo $$ > {pid_file}; "
-            f"while :; do sleep 0.05; done; fi; {GREP}")
+        repo: Path, make_replay, shared: Path, marker: str) -> None:
+    hang = (f"if grep -q 'a [*] b + 1' calc.py; then trap '' TERM; touch {shared}/hung; "
+            f"while :; do sleep {marker}; done; fi; {GREP}")
     replay = make_replay({"wrong": [WRONG_FIX], "good": [FIX]})
     started = time.monotonic()
     result = fix(repo, settings_for(replay, "wrong", "good", test_command=hang,
                                     test_timeout=1))
-    survivors += _pids(pid_file)
 
     assert time.monotonic() - started < 30
     assert outcomes(result) == ["tests_failed", "passed"]
     assert "timed out" in result.attempts[0].detail
-    assert survivors and not any(_alive(pid) for pid in survivors)
+    assert (shared / "hung").exists() and _marked(f"sleep {marker}") == []
 
 
 def test_a_fork_storm_is_stopped_at_the_timeout_and_leaves_nothing(
-        repo: Path, make_replay, tmp_path: Path, survivors: list[int]) -> None:
+        repo: Path, make_replay, marker: str) -> None:
     # Bounded (about 120 processes) so that a broken kill cannot take the CI machine down.
-    pids = tmp_path / "storm.pids"
-    storm = (f"for i in $(seq 40); do (sleep 1000 & echo $! >> {pids}; sleep 1000 & "
-             f"echo $! >> {pids}; wait) & done; sleep 1000")
+    storm = (f"for i in $(seq 40); do (sleep {marker} & sleep {marker} & echo forked; wait) & "
+             f"done; sleep {marker}")
     replay = make_replay({"good": [{"fault": "server_error", "times": 9}]})
     started = time.monotonic()
     result = fix(repo, settings_for(replay, "good", test_command=storm, test_timeout=1))
-    survivors += _pids(pids)
 
     assert time.monotonic() - started < 30
     assert result.outcome == "gave_up" and "timed out" in result.reason
     assert result.attempts == ()  # no model is paid for a suite that cannot finish
-    assert len(survivors) >= 40 and not any(_alive(pid) for pid in survivors)
+    assert result.baseline is not None and result.baseline.output.count("forked") >= 40
+    assert _marked(f"sleep {marker}") == []
 
 
 BACKGROUND = [
-    pytest.param("sleep 1000 & echo $! > {pid}", id="plain-background"),
-    pytest.param("nohup sleep 1000 >/dev/null 2>&1 & echo $! > {pid}; disown", id="nohup-disown"),
-    pytest.param("setsid sh -c 'echo $$ > {pid}; exec sleep 1000' &", id="setsid-daemon"),
-    pytest.param("setsid sh -c '(setsid sleep 1000 & echo $! > {pid}) &' &",
+    pytest.param("sleep {mark} & touch {proof}", id="plain-background"),
+    pytest.param("nohup sleep {mark} >/dev/null 2>&1 & touch {proof}; disown",
+                 id="nohup-disown"),
+    pytest.param("setsid sh -c 'touch {proof}; exec sleep {mark}' &", id="setsid-daemon"),
+    pytest.param("setsid sh -c '(setsid sleep {mark} & touch {proof}) &' &",
                  id="double-fork-daemon"),
 ]
 
 
 @pytest.mark.parametrize("spawn", BACKGROUND)
 def test_background_processes_are_killed_after_the_run(
-        repo: Path, make_replay, tmp_path: Path, survivors: list[int], spawn: str) -> None:
-    pid_file = tmp_path / "bg.pid"
-    command = f"{spawn.format(pid=pid_file)}\nsleep 0.2; {GREP}"
+        repo: Path, make_replay, shared: Path, marker: str, spawn: str) -> None:
+    proof = shared / "started"
+    command = f"{spawn.format(mark=marker, proof=proof)}\nsleep 0.2; {GREP}"
     replay = make_replay({"good": [FIX]})
     result = fix(repo, settings_for(replay, "good", test_command=command))
-    survivors += _pids(pid_file)
 
     assert result.outcome == "fixed", [a.detail for a in result.attempts]
-    assert survivors, "the command did not start its background process"
-    assert not any(_alive(pid) for pid in survivors)
+    assert proof.exists(), "the command did not start its background process"
+    assert _marked(f"sleep {marker}") == []
 
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -235,21 +235,55 @@ def test_a_test_command_reading_its_environment_finds_no_secret(
         assert part not in run.output
 
 
-# --- what the local sandbox cannot prevent -----------------------------------------------------
+# --- what untrusted commands cannot reach ---------------------------------------------------------
+# sandbox: local runs them as the unprivileged acr-sandbox user, in their own PID and mount
+# namespaces, on a copy of the tree (acr_bot/verify/isolation.py). The checkouts here sit in a
+# world-readable directory, as a runner's workspace may: isolation must not depend on luck.
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "KNOWN LIMIT of sandbox: local: the test command runs as the bot's user with no filesystem "
-    "isolation, so it can write anywhere that user can. sandbox: docker (acr_bot/sandbox.py) "
-    "runs it in a container on a copy of the worktree."))
-def test_a_test_suite_cannot_write_outside_the_checkout(repo: Path, make_replay,
-                                                        tmp_path: Path) -> None:
-    outside = tmp_path / "outside" / "dropped.txt"
-    outside.parent.mkdir()
+def exposed_repo(files: dict[str, str]) -> Path:
+    """A committed repo in a directory every user may read."""
+    root = Path(tempfile.mkdtemp(prefix="acr-test-exposed-")) / "repo"
+    root.parent.chmod(0o755)
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    from acr_bot.gitrepo import git
+
+    git(root, "init", "--quiet", "--initial-branch=main")
+    git(root, "add", "-A")
+    git(root, "commit", "--quiet", "-m", "initial")
+    return root
+
+
+@pytest.fixture
+def open_repo():
+    root = exposed_repo(FILES)
+    yield root
+    shutil.rmtree(root.parent, ignore_errors=True)
+
+
+def test_a_test_suite_cannot_write_outside_its_copy(open_repo: Path, make_replay,
+                                                    tmp_path: Path, shared: Path) -> None:
+    import acr_bot
+
+    package = Path(acr_bot.__file__).parent
+    before = {p: p.read_bytes() for p in package.glob("*.py")}
+    targets = [open_repo / "dropped.txt", open_repo / "calc.py", open_repo / ".acr" / "memory.json",
+               package / "pwned.py", package / "__init__.py", tmp_path / "dropped.txt"]
+    tries = "; ".join(f"(mkdir -p {t.parent}; echo pwned >> {t}) 2>/dev/null" for t in targets)
+    command = f"{tries}; echo x > {shared}/ran; {GREP}"
     replay = make_replay({"good": [FIX]})
-    result = fix(repo, settings_for(replay, "good", test_command=f"echo x > {outside}; {GREP}"))
+    result = fix(open_repo, settings_for(replay, "good", test_command=command))
+
     assert result.outcome == "fixed"
-    assert not outside.exists()
+    assert (shared / "ran").exists()  # the command ran, and could write where anyone may
+    assert not (open_repo / "dropped.txt").exists() and not (package / "pwned.py").exists()
+    assert not (tmp_path / "dropped.txt").exists()
+    assert "pwned" not in (open_repo / "calc.py").read_text()
+    assert {p: p.read_bytes() for p in package.glob("*.py")} == before
+    records = Memory.load(open_repo / ".acr/memory.json").records  # valid, the bot's own
+    assert [r.outcome for r in records] == ["passed"]
 
 
 HOOK = "#!/bin/sh\nenv >> {dump}\n"
@@ -282,23 +316,23 @@ def test_git_hooks_planted_by_a_test_never_see_the_token(
     assert token not in (dump.read_text() if dump.exists() else "")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "KNOWN LIMIT of sandbox: local: actions/checkout persists the token in the workspace's "
-    ".git/config (http.<server>.extraheader) unless `persist-credentials: false`, and the test "
-    "command can read the repository's git config. Use persist-credentials: false in the "
-    "workflow (docs/workflows/ do), or sandbox: docker (no .git in the container)."))
 def test_the_token_checkout_persists_is_out_of_the_test_suites_reach(
-        repo: Path, make_replay, tmp_path: Path) -> None:
+        open_repo: Path, make_replay, shared: Path) -> None:
+    # actions/checkout persists the token in the workspace's .git/config unless
+    # `persist-credentials: false`; the copy the command runs on has no .git, and the checkout
+    # itself is hidden from it.
     token = new_token()
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
     from acr_bot.gitrepo import git
 
-    git(repo, "config", "--local", "http.https://github.com/.extraheader",
+    git(open_repo, "config", "--local", "http.https://github.com/.extraheader",
         f"AUTHORIZATION: basic {basic}")
-    loot = tmp_path / "loot.txt"
-    steal = f"git config --get-regexp 'http.*extraheader' > {loot}; {GREP}"
+    loot = shared / "loot.txt"
+    steal = (f"git config --get-regexp 'http.*extraheader' > {loot} 2>&1; "
+             f"cat {open_repo}/.git/config >> {loot} 2>&1; "
+             f"cat $(find / -name config -path '*.git/*' 2>/dev/null) >> {loot} 2>&1; {GREP}")
     replay = make_replay({"good": [FIX]})
-    result = fix(repo, settings_for(replay, "good", test_command=steal))
+    result = fix(open_repo, settings_for(replay, "good", test_command=steal))
 
     assert result.outcome == "fixed"
-    assert basic not in (loot.read_text() if loot.exists() else "")
+    assert loot.exists() and basic not in loot.read_text()

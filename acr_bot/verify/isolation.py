@@ -1,0 +1,435 @@
+"""Untrusted commands (setup, tests, the agent's shell) as a separate unprivileged user.
+
+Why a user and not a scrubbed environment: every process of the bot's own user can read the
+bot's initial environment in /proc/<pid>/environ (token, API keys), its files (a .git/config
+with a persisted token, RUNNER_TEMP) and rewrite its installed package or memory file. A process
+of another uid, with no supplementary groups and no_new_privs, can do none of that: the kernel
+refuses /proc/<pid>/environ across users, and the bot's paths are checked (and tightened) with a
+probe run as that user before the first command.
+
+The user works on its own copy of the tree. Before each command the bot streams a tar of the
+worktree to a `tar -x` run *as the sandbox user*; afterwards a `tar -c` run as that user streams
+the copy back, and the bot extracts it with tarfile's `data` filter into a private staging dir.
+So the bot never follows a link the untrusted code planted, and a file it could not read cannot
+come back.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from acr_bot.domain import TestRun
+from acr_bot.errors import VerifyError
+from acr_bot.verify.process import execute, test_run, with_junit
+from acr_bot.verify.testresults import Results, parse_junit, parse_output
+
+log = logging.getLogger(__name__)
+SANDBOX_USER = "acr-sandbox"
+_SYNC_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class SandboxUser:
+    """The unprivileged user untrusted commands run as, and how this process becomes it."""
+
+    name: str
+    uid: int
+    gid: int
+    setpriv: str
+    sudo: str | None = None  # the bot is not root: it switches through passwordless sudo
+    unshare: str | None = None  # PID and mount namespaces work here
+
+    def argv(self, args: Sequence[str], env: Mapping[str, str],
+             prelude: str | None = None) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment that run `args` as this user with `env`; with
+        `prelude` (a root shell script: the mounts) and namespaces, in new PID and mount
+        namespaces: the command sees no process but its own, and the prelude's view of files."""
+        drop = [self.setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+                "--no-new-privs", "--"]
+        if prelude is not None and self.unshare is not None:
+            # --kill-child: when the namespace's first process dies, the kernel kills the rest.
+            drop = [self.unshare, "--pid", "--fork", "--kill-child", "--mount-proc", "--mount",
+                    "--propagation", "private", "--", "/bin/sh", "-c", prelude, "acr-jail", *drop]
+        if self.sudo is None:
+            return [*drop, *args], dict(env)
+        # sudo resets the environment (PATH too): hand it over explicitly. It holds no secret:
+        # it is the scrubbed environment, so its appearing in sudo's command line is harmless.
+        pairs = [f"{name}={value}" for name, value in env.items()]
+        return [self.sudo, "-n", "--", "/usr/bin/env", "-i", *pairs, *drop, *args], {}
+
+    def kill(self, pid: int, sig: int) -> None:
+        """os.kill for this user's processes (negative pid: a group), through sudo if need be."""
+        try:
+            os.kill(pid, sig)
+        except PermissionError:
+            if self.sudo is None:
+                raise
+            subprocess.run([self.sudo, "-n", "kill", f"-{int(sig)}", "--", str(pid)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+    def run(self, args: Sequence[str], env: Mapping[str, str] | None = None, *,
+            stdin: int | None = None, stdout: int | None = None,
+            prelude: str | None = None) -> subprocess.Popen[bytes]:
+        """Start a helper process (sync, probe) as this user."""
+        argv, full_env = self.argv(args, env if env is not None else _helper_env(), prelude)
+        return subprocess.Popen(argv, env=full_env, stdin=stdin, stdout=stdout,
+                                stderr=subprocess.PIPE, cwd="/")
+
+
+def _helper_env() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", os.defpath), "LC_ALL": "C"}
+
+
+@functools.lru_cache(maxsize=None)
+def sandbox_user(name: str = SANDBOX_USER) -> SandboxUser | str:
+    """The sandbox user, created when missing; or why this process cannot switch to one."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return "setpriv (util-linux) is not installed"
+    sudo = None
+    if os.geteuid() != 0:
+        sudo = shutil.which("sudo")
+        if sudo is None or _quiet([sudo, "-n", "true"]) != 0:
+            return "the bot is not root and has no passwordless sudo"
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        if (problem := _useradd(name, sudo)) is not None:
+            return problem
+        entry = pwd.getpwnam(name)
+    if entry.pw_uid in (0, os.getuid()) or entry.pw_gid == 0:
+        raise VerifyError(f"sandbox: local: the user {name!r} is root or the bot itself "
+                          f"(uid {entry.pw_uid}); remove it, or use sandbox: docker")
+    unshare = shutil.which("unshare")
+    probe = [unshare or "unshare", "--pid", "--fork", "--mount-proc", "--mount", "true"]
+    if unshare is None or _quiet([sudo, "-n", *probe] if sudo else probe) != 0:
+        unshare = None  # e.g. a container without CAP_SYS_ADMIN: the user alone must do
+    return SandboxUser(name, entry.pw_uid, entry.pw_gid, setpriv, sudo, unshare)
+
+
+def _useradd(name: str, sudo: str | None) -> str | None:
+    """Create a system user with no home, no login shell and no groups but its own."""
+    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+    argv = [useradd, "--system", "--user-group", "--no-create-home", "--home-dir",
+            "/nonexistent", "--shell", "/usr/sbin/nologin", name]
+    code = _quiet([sudo, "-n", *argv] if sudo else argv)
+    if code not in (0, 9):  # 9: created meanwhile by another run
+        return f"could not create the user {name!r} (useradd exit {code})"
+    return None
+
+
+def _quiet(argv: Sequence[str]) -> int:
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=60, check=False).returncode
+    except (OSError, subprocess.TimeoutExpired):
+        return -1
+
+
+# --- the sandbox user's own place: a copy of the tree, HOME, TMPDIR ------------------------------
+
+
+class Workspace:
+    """/tmp/acr-sandbox-*/{work,home,tmp,out}: the root is the bot's (0755), the rest the
+    sandbox user's (0700). `work` is the copy of the tree; `out` holds the JUnit file."""
+
+    PARTS = ("work", "home", "tmp", "out")
+
+    def __init__(self, user: SandboxUser, workdir: Path | None = None) -> None:
+        self.user = user
+        # /tmp, not tempfile's choice: TMPDIR may point into the bot's private space.
+        self.root = Path(tempfile.mkdtemp(prefix="acr-sandbox-", dir="/tmp"))
+        self.root.chmod(0o755)
+        for part in self.PARTS:
+            (self.root / part).mkdir(mode=0o700)
+        (self.root / "mnt").mkdir(mode=0o700)  # the prelude's staging point, root's
+        # Removed even when the owner forgets close(): at garbage collection or exit.
+        self._cleanup = weakref.finalize(self, _remove, self.root, user.sudo)
+        self.hidden = hidden_paths(workdir, self.root) if user.unshare else []
+        self.prelude = jail_prelude(self.hidden, self.root / "mnt") if user.unshare else None
+        owner = [user.sudo, "-n"] if user.sudo else []
+        if _quiet([*owner, "chown", f"{user.uid}:{user.gid}",
+                   *[str(self.root / p) for p in self.PARTS]]) != 0:
+            raise VerifyError(f"sandbox: local: cannot hand {self.root} to {user.name}")
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def junit(self) -> Path:
+        return self.root / "out" / "junit.xml"
+
+    def env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """`env` with HOME and TMPDIR of the sandbox user's own."""
+        home, tmp = str(self.root / "home"), str(self.root / "tmp")
+        return {**env, "HOME": home, "TMPDIR": tmp, "USER": self.user.name,
+                "LOGNAME": self.user.name}
+
+    def sync_in(self, tree: Path) -> None:
+        """Make `work` an exact copy of `tree` (without .git); empty `out`."""
+        script = 'find "$1" "$2" -mindepth 1 -delete && exec tar -x -f - -C "$1"'
+        proc = self.user.run(["/bin/sh", "-c", script, "sh", str(self.work),
+                              str(self.root / "out")], stdin=subprocess.PIPE)
+        assert proc.stdin is not None
+        try:
+            with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
+                for path, rel in _walk(tree):
+                    tar.add(path, arcname=rel, recursive=False)
+        except BrokenPipeError:
+            pass  # the extracting side failed: its exit code says why
+        finally:
+            proc.stdin.close()
+        _finish(proc, "copy the tree into the sandbox")
+
+    def sync_out(self, tree: Path, staging: Path) -> Path | None:
+        """Make `tree` (but its .git) an exact copy of `work`; return the JUnit file, if any."""
+        proc = self.user.run(["tar", "-c", "-f", "-", "-C", str(self.root), "work", "out"],
+                             stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                tar.extractall(staging, filter=_safe_member)
+        except tarfile.TarError as exc:
+            raise VerifyError(f"cannot copy the sandbox's tree back: {exc}") from None
+        finally:
+            proc.stdout.close()
+            _finish(proc, "copy the tree back from the sandbox", strict=False)
+        _replace_tree(tree, staging / "work")
+        junit = staging / "out" / "junit.xml"
+        return junit if junit.is_file() and not junit.is_symlink() else None
+
+    def remove(self) -> None:
+        """Delete everything, the sandbox user's files included."""
+        self._cleanup()
+
+
+def _remove(root: Path, sudo: str | None) -> None:
+    if sudo is not None:  # the bot may not delete the sandbox user's files
+        parts = [str(root / p) for p in Workspace.PARTS]
+        _quiet([sudo, "-n", "rm", "-rf", "--", *parts])
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _walk(tree: Path) -> Iterable[tuple[Path, str]]:
+    """Every entry under `tree` but its top-level .git, parents first; links not followed."""
+    for folder, dirs, files in os.walk(tree):
+        here = Path(folder)
+        if here == tree:
+            dirs[:] = [d for d in dirs if d != ".git"]
+            files = [f for f in files if f != ".git"]
+        dirs.sort()
+        for name in sorted(dirs) + sorted(files):
+            yield here / name, str((here / name).relative_to(tree))
+
+
+def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's `data` filter (no absolute or escaping paths or links, no devices, no
+    set-uid bits), and only what `sync_out` asked for; a refused member is skipped."""
+    name = member.name.lstrip("./")
+    if not (name in ("work", "out") or name.startswith("work/") or name == "out/junit.xml"):
+        return None
+    try:
+        return tarfile.data_filter(member, dest)
+    except tarfile.FilterError as exc:
+        log.info("sandbox: not copied back: %s", exc)
+        return None
+
+
+def _replace_tree(tree: Path, copy: Path) -> None:
+    """Replace the contents of `tree` (but .git) with those of `copy`."""
+    for entry in tree.iterdir():
+        if entry.name == ".git":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    if copy.is_dir():
+        for entry in copy.iterdir():
+            if entry.name != ".git":  # never replace the worktree's link to its repository
+                shutil.move(str(entry), str(tree / entry.name))
+
+
+def _finish(proc: subprocess.Popen[bytes], what: str, strict: bool = True) -> None:
+    try:
+        code = proc.wait(timeout=_SYNC_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = proc.wait()
+    err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    if code != 0 and strict:
+        raise VerifyError(f"sandbox: local: could not {what} (exit {code}): {err[-500:]}")
+    if code != 0:
+        log.info("sandbox: %s: exit %s: %s", what, code, err[-500:])
+
+
+# --- keeping the bot's own paths out of reach ---------------------------------------------------
+
+
+def hidden_paths(workdir: Path | None, workspace: Path) -> list[Path]:
+    """The bot's private directories, hidden (an empty tmpfs) from commands in the namespace:
+    its home, RUNNER_TEMP, the checkout being fixed (its .git holds a persisted token)."""
+    found = [Path.home(), Path(pwd.getpwuid(os.geteuid()).pw_dir)]
+    if os.environ.get("RUNNER_TEMP"):
+        found.append(Path(os.environ["RUNNER_TEMP"]))
+    repo = _repository_of(workdir) if workdir else None
+    if repo is not None:
+        found.append(repo)
+    hide: list[Path] = []
+    for path in (p.resolve() for p in found if p.is_dir()):
+        # Never the sandbox's own place or a parent of it (HOME=/ or HOME=/tmp).
+        if path != Path("/") and not workspace.is_relative_to(path) and path not in hide:
+            hide.append(path)
+    return hide
+
+
+def kept_paths(hide: Sequence[Path]) -> list[Path]:
+    """What stays visible inside a hidden directory: the toolchains on PATH (pyenv, a venv,
+    ~/.cargo), so the repo's own test command still runs. Each is one top-level entry."""
+    wanted = [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    wanted += [Path(sys.executable), Path(sys.executable).resolve(), Path(sys.base_prefix)]
+    keep: list[Path] = []
+    for path in wanted:
+        for hidden in hide:
+            if path.is_absolute() and path.is_relative_to(hidden) and path != hidden:
+                top = hidden / path.relative_to(hidden).parts[0]
+                if top.exists() and top not in keep:
+                    keep.append(top)
+    return keep
+
+
+def jail_prelude(hide: Sequence[Path], stage: Path) -> str:
+    """The root shell script run inside the new mount namespace before dropping to the
+    sandbox user: the kept toolchains are set aside, each hidden dir becomes an empty tmpfs,
+    then the toolchains are mounted back at their own paths."""
+    keep = kept_paths(hide)
+    lines = ["set -e"]
+    for i, path in enumerate(keep):
+        lines += [f"mkdir -p {stage}/{i}", f"mount --rbind {shlex.quote(str(path))} {stage}/{i}"]
+    lines += [f"mount -t tmpfs -o mode=0755,size=1m acr-hidden {shlex.quote(str(path))}"
+              for path in hide]
+    for i, path in enumerate(keep):
+        quoted = shlex.quote(str(path))
+        lines += [f"mkdir -p {quoted}", f"mount --rbind {stage}/{i} {quoted}"]
+    return "\n".join([*lines, 'exec "$@"'])
+
+
+def bot_paths(workdir: Path | None) -> tuple[list[Path], list[Path]]:
+    """(must not be readable, must not be writable) by the sandbox user."""
+    secret = [Path.home()]
+    if os.environ.get("RUNNER_TEMP"):
+        secret.append(Path(os.environ["RUNNER_TEMP"]))
+    frozen = [Path(__file__).resolve().parents[1], Path(sys.prefix)]
+    repo = _repository_of(workdir) if workdir else None
+    if repo is not None:
+        secret.append(repo / ".git")
+        frozen += [repo, repo / ".acr", repo / ".acr" / "memory.json"]
+    return [p for p in secret if p.exists()], [p for p in frozen if p.exists()]
+
+
+def _repository_of(workdir: Path) -> Path | None:
+    """The checkout a worktree belongs to (its `.git` file names the common git dir)."""
+    marker = workdir / ".git"
+    try:
+        text = marker.read_text() if marker.is_file() else ""
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return workdir if marker.is_dir() else None
+    gitdir = Path(text.split(":", 1)[1].strip())  # <repo>/.git/worktrees/<name>
+    return gitdir.parents[2] if gitdir.parent.name == "worktrees" else None
+
+
+def reachable(user: SandboxUser, secret: Sequence[Path], frozen: Sequence[Path],
+              prelude: str | None = None) -> list[str]:
+    """What the sandbox user can read (or traverse) of `secret` and write of `frozen`."""
+    script = ('for p in "$@"; do case "$p" in r:*) f=${p#r:}; { [ -r "$f" ] || { [ -d "$f" ] '
+              '&& [ -x "$f" ]; }; } && echo "read $f";; w:*) f=${p#w:}; [ -w "$f" ] && '
+              'echo "write $f";; esac; done; exit 0')
+    args = [f"r:{p}" for p in secret] + [f"w:{p}" for p in frozen]
+    proc = user.run(["/bin/sh", "-c", script, "sh", *args], stdout=subprocess.PIPE,
+                    prelude=prelude)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode != 0:
+        raise VerifyError(f"sandbox: local: cannot run as {user.name}: "
+                          f"{err.decode(errors='replace').strip()[-300:]}")
+    return out.decode(errors="replace").splitlines()
+
+
+def protect(space: Workspace, workdir: Path | None) -> list[str]:
+    """Take away "other" access from the bot's own paths the sandbox user can reach (through
+    the namespace, when there is one); refuse when one stays reachable. Returns what was
+    tightened."""
+    user = space.user
+    secret, frozen = bot_paths(workdir)
+    # A hidden directory is an empty tmpfs in the namespace but for the kept toolchains.
+    secret = [p for p in secret if not any(p.resolve().is_relative_to(h) for h in space.hidden)]
+    found = reachable(user, secret, frozen, space.prelude)
+    tightened = []
+    for line in found:
+        how, _, name = line.partition(" ")
+        path = Path(name)
+        if path.stat().st_uid == os.geteuid():
+            mode = path.stat().st_mode
+            path.chmod(mode & ~0o007 if how == "read" else mode & ~0o002)
+            tightened.append(f"{how} {name}")
+    left = reachable(user, secret, frozen, space.prelude) if found else []
+    if left:
+        raise VerifyError(f"sandbox: local: the sandbox user {user.name} can still "
+                          f"{left[0]} (not the bot's to change): fix its permissions, or use "
+                          "sandbox: docker")
+    return tightened
+
+
+# --- one command ---------------------------------------------------------------------------------
+
+
+def isolated_run(space: Workspace, command: str, tree: Path, *, timeout: float,
+                 env: Mapping[str, str], max_output: int) -> TestRun:
+    """Run `command` as the sandbox user on its copy of `tree`; `tree` then gets the copy's
+    state back (what the command changed), and the results are read from the copy's JUnit."""
+    if not tree.is_dir():
+        raise VerifyError(f"cannot run the tests: {tree} is not a directory")
+    space.sync_in(tree)
+    code, seconds, output = _execute(space, command, timeout, with_junit(space.env(env),
+                                     space.junit), max_output)
+    results = copy_back(space, tree) or parse_output(output)
+    return test_run(command, code, seconds, output, results)
+
+
+def isolated_exec(space: Workspace, command: str, *, timeout: float, env: Mapping[str, str],
+                  max_output: int) -> TestRun:
+    """One agent command on the copy as it stands (no sync: the session copies back once)."""
+    code, seconds, output = _execute(space, command, timeout, space.env(env), max_output)
+    return TestRun(command, code, round(seconds, 3), output)
+
+
+def copy_back(space: Workspace, tree: Path) -> Results | None:
+    """`tree` gets the copy's state; returns the results of the JUnit file the run left."""
+    with tempfile.TemporaryDirectory(prefix="acr-sandbox-back-") as staging:
+        junit = space.sync_out(tree, Path(staging))
+        return parse_junit(junit) if junit else None
+
+
+def _execute(space: Workspace, command: str, timeout: float, env: Mapping[str, str],
+             max_output: int) -> tuple[int | None, float, str]:
+    # env -C: the bot may not be able to enter the sandbox user's directory itself (sudo).
+    args = ["/usr/bin/env", "-C", str(space.work), "/bin/sh", "-c", command]
+    argv, full_env = space.user.argv(args, env, space.prelude)
+    return execute(argv, Path("/"), timeout, full_env, max_output, kill=space.user.kill)
