@@ -200,12 +200,27 @@ def test_old_observations_are_shortened_before_the_context_window_is_hit(
 # --- hostile commands, local sandbox ------------------------------------------------------------
 
 
-def test_hostile_commands_are_contained_and_reported(repo: Path, tmp_path: Path) -> None:
-    pidfile = tmp_path / "daemon.pid"
+def _running(mark: bytes) -> bool:
+    """Whether a live process's command line holds `mark` (pids the command sees are its PID
+    namespace's, so the test finds its processes by a mark)."""
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+            if mark in (entry / "cmdline").read_bytes() and state not in ("Z", "X"):
+                return True
+        except (OSError, IndexError):
+            continue
+    return False
+
+
+def test_hostile_commands_are_contained_and_reported(repo: Path, tmp_path: Path,
+                                                     shared: Path) -> None:
+    pidfile = shared / "daemon.pid"  # where the sandbox user may write
     replay = write_replay(tmp_path, {"agent": script(
         "sleep 600",
         "yes acr-flood | head -c 20000000",
-        f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 600' > /dev/null 2>&1 & sleep 0.5; echo forked",
+        f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 600.4242' > /dev/null 2>&1 & sleep 0.5; "
+        "echo forked",
         FIX_MUL, SUBMIT)})
     started = time.monotonic()
     result = fix(repo, agent_settings(replay, "agent", command_timeout=2,
@@ -218,9 +233,8 @@ def test_hostile_commands_are_contained_and_reported(repo: Path, tmp_path: Path)
     assert steps[0]["exit_code"] is None and "timed out after 2 seconds" in messages[3]["content"]
     flood = messages[5]["content"]
     assert "too long" in flood and len(flood) < 3_000
-    pid = int(pidfile.read_text())
-    with pytest.raises(ProcessLookupError):  # the daemon died with its command
-        os.kill(pid, 0)
+    assert pidfile.exists()  # the daemon started ...
+    assert not _running(b"sleep\x00600.4242")  # ... and died with its command
 
 
 def test_agent_commands_do_not_see_the_bots_secrets(repo: Path, tmp_path: Path,

@@ -1,17 +1,14 @@
-"""Untrusted commands (setup, tests, the agent's shell) as a separate unprivileged user.
+"""Who untrusted commands (setup, tests, the agent's shell) run as, and what they can see.
 
 Why a user and not a scrubbed environment: every process of the bot's own user can read the
 bot's initial environment in /proc/<pid>/environ (token, API keys), its files (a .git/config
 with a persisted token, RUNNER_TEMP) and rewrite its installed package or memory file. A process
 of another uid, with no supplementary groups and no_new_privs, can do none of that: the kernel
-refuses /proc/<pid>/environ across users, and the bot's paths are checked (and tightened) with a
-probe run as that user before the first command.
-
-The user works on its own copy of the tree. Before each command the bot streams a tar of the
-worktree to a `tar -x` run *as the sandbox user*; afterwards a `tar -c` run as that user streams
-the copy back, and the bot extracts it with tarfile's `data` filter into a private staging dir.
-So the bot never follows a link the untrusted code planted, and a file it could not read cannot
-come back.
+refuses /proc/<pid>/environ across users. Where unshare works, each command also gets its own
+PID namespace (no other process to see, none left behind) and mount namespace (the bot's home,
+RUNNER_TEMP and checkout are an empty tmpfs; the toolchains on PATH inside them are mounted
+back). A probe run as that user checks the bot's paths before the first command, and the bot
+tightens (or refuses) what stays reachable. The copy of the tree it works on: workspace.py.
 """
 
 from __future__ import annotations
@@ -24,21 +21,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tarfile
-import tempfile
-import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from acr_bot.domain import TestRun
 from acr_bot.errors import VerifyError
-from acr_bot.verify.process import execute, test_run, with_junit
-from acr_bot.verify.testresults import Results, parse_junit, parse_output
 
 log = logging.getLogger(__name__)
 SANDBOX_USER = "acr-sandbox"
-_SYNC_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True)
@@ -102,7 +92,7 @@ def sandbox_user(name: str = SANDBOX_USER) -> SandboxUser | str:
     sudo = None
     if os.geteuid() != 0:
         sudo = shutil.which("sudo")
-        if sudo is None or _quiet([sudo, "-n", "true"]) != 0:
+        if sudo is None or quiet([sudo, "-n", "true"]) != 0:
             return "the bot is not root and has no passwordless sudo"
     try:
         entry = pwd.getpwnam(name)
@@ -115,7 +105,7 @@ def sandbox_user(name: str = SANDBOX_USER) -> SandboxUser | str:
                           f"(uid {entry.pw_uid}); remove it, or use sandbox: docker")
     unshare = shutil.which("unshare")
     probe = [unshare or "unshare", "--pid", "--fork", "--mount-proc", "--mount", "true"]
-    if unshare is None or _quiet([sudo, "-n", *probe] if sudo else probe) != 0:
+    if unshare is None or quiet([sudo, "-n", *probe] if sudo else probe) != 0:
         unshare = None  # e.g. a container without CAP_SYS_ADMIN: the user alone must do
     return SandboxUser(name, entry.pw_uid, entry.pw_gid, setpriv, sudo, unshare)
 
@@ -125,158 +115,18 @@ def _useradd(name: str, sudo: str | None) -> str | None:
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
     argv = [useradd, "--system", "--user-group", "--no-create-home", "--home-dir",
             "/nonexistent", "--shell", "/usr/sbin/nologin", name]
-    code = _quiet([sudo, "-n", *argv] if sudo else argv)
+    code = quiet([sudo, "-n", *argv] if sudo else argv)
     if code not in (0, 9):  # 9: created meanwhile by another run
         return f"could not create the user {name!r} (useradd exit {code})"
     return None
 
 
-def _quiet(argv: Sequence[str]) -> int:
+def quiet(argv: Sequence[str]) -> int:
     try:
         return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, timeout=60, check=False).returncode
     except (OSError, subprocess.TimeoutExpired):
         return -1
-
-
-# --- the sandbox user's own place: a copy of the tree, HOME, TMPDIR ------------------------------
-
-
-class Workspace:
-    """/tmp/acr-sandbox-*/{work,home,tmp,out}: the root is the bot's (0755), the rest the
-    sandbox user's (0700). `work` is the copy of the tree; `out` holds the JUnit file."""
-
-    PARTS = ("work", "home", "tmp", "out")
-
-    def __init__(self, user: SandboxUser, workdir: Path | None = None) -> None:
-        self.user = user
-        # /tmp, not tempfile's choice: TMPDIR may point into the bot's private space.
-        self.root = Path(tempfile.mkdtemp(prefix="acr-sandbox-", dir="/tmp"))
-        self.root.chmod(0o755)
-        for part in self.PARTS:
-            (self.root / part).mkdir(mode=0o700)
-        (self.root / "mnt").mkdir(mode=0o700)  # the prelude's staging point, root's
-        # Removed even when the owner forgets close(): at garbage collection or exit.
-        self._cleanup = weakref.finalize(self, _remove, self.root, user.sudo)
-        self.hidden = hidden_paths(workdir, self.root) if user.unshare else []
-        self.prelude = jail_prelude(self.hidden, self.root / "mnt") if user.unshare else None
-        owner = [user.sudo, "-n"] if user.sudo else []
-        if _quiet([*owner, "chown", f"{user.uid}:{user.gid}",
-                   *[str(self.root / p) for p in self.PARTS]]) != 0:
-            raise VerifyError(f"sandbox: local: cannot hand {self.root} to {user.name}")
-
-    @property
-    def work(self) -> Path:
-        return self.root / "work"
-
-    @property
-    def junit(self) -> Path:
-        return self.root / "out" / "junit.xml"
-
-    def env(self, env: Mapping[str, str]) -> dict[str, str]:
-        """`env` with HOME and TMPDIR of the sandbox user's own."""
-        home, tmp = str(self.root / "home"), str(self.root / "tmp")
-        return {**env, "HOME": home, "TMPDIR": tmp, "USER": self.user.name,
-                "LOGNAME": self.user.name}
-
-    def sync_in(self, tree: Path) -> None:
-        """Make `work` an exact copy of `tree` (without .git); empty `out`."""
-        script = 'find "$1" "$2" -mindepth 1 -delete && exec tar -x -f - -C "$1"'
-        proc = self.user.run(["/bin/sh", "-c", script, "sh", str(self.work),
-                              str(self.root / "out")], stdin=subprocess.PIPE)
-        assert proc.stdin is not None
-        try:
-            with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
-                for path, rel in _walk(tree):
-                    tar.add(path, arcname=rel, recursive=False)
-        except BrokenPipeError:
-            pass  # the extracting side failed: its exit code says why
-        finally:
-            proc.stdin.close()
-        _finish(proc, "copy the tree into the sandbox")
-
-    def sync_out(self, tree: Path, staging: Path) -> Path | None:
-        """Make `tree` (but its .git) an exact copy of `work`; return the JUnit file, if any."""
-        proc = self.user.run(["tar", "-c", "-f", "-", "-C", str(self.root), "work", "out"],
-                             stdout=subprocess.PIPE)
-        assert proc.stdout is not None
-        try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-                tar.extractall(staging, filter=_safe_member)
-        except tarfile.TarError as exc:
-            raise VerifyError(f"cannot copy the sandbox's tree back: {exc}") from None
-        finally:
-            proc.stdout.close()
-            _finish(proc, "copy the tree back from the sandbox", strict=False)
-        _replace_tree(tree, staging / "work")
-        junit = staging / "out" / "junit.xml"
-        return junit if junit.is_file() and not junit.is_symlink() else None
-
-    def remove(self) -> None:
-        """Delete everything, the sandbox user's files included."""
-        self._cleanup()
-
-
-def _remove(root: Path, sudo: str | None) -> None:
-    if sudo is not None:  # the bot may not delete the sandbox user's files
-        parts = [str(root / p) for p in Workspace.PARTS]
-        _quiet([sudo, "-n", "rm", "-rf", "--", *parts])
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def _walk(tree: Path) -> Iterable[tuple[Path, str]]:
-    """Every entry under `tree` but its top-level .git, parents first; links not followed."""
-    for folder, dirs, files in os.walk(tree):
-        here = Path(folder)
-        if here == tree:
-            dirs[:] = [d for d in dirs if d != ".git"]
-            files = [f for f in files if f != ".git"]
-        dirs.sort()
-        for name in sorted(dirs) + sorted(files):
-            yield here / name, str((here / name).relative_to(tree))
-
-
-def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    """tarfile's `data` filter (no absolute or escaping paths or links, no devices, no
-    set-uid bits), and only what `sync_out` asked for; a refused member is skipped."""
-    name = member.name.lstrip("./")
-    if not (name in ("work", "out") or name.startswith("work/") or name == "out/junit.xml"):
-        return None
-    try:
-        return tarfile.data_filter(member, dest)
-    except tarfile.FilterError as exc:
-        log.info("sandbox: not copied back: %s", exc)
-        return None
-
-
-def _replace_tree(tree: Path, copy: Path) -> None:
-    """Replace the contents of `tree` (but .git) with those of `copy`."""
-    for entry in tree.iterdir():
-        if entry.name == ".git":
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-    if copy.is_dir():
-        for entry in copy.iterdir():
-            if entry.name != ".git":  # never replace the worktree's link to its repository
-                shutil.move(str(entry), str(tree / entry.name))
-
-
-def _finish(proc: subprocess.Popen[bytes], what: str, strict: bool = True) -> None:
-    try:
-        code = proc.wait(timeout=_SYNC_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        code = proc.wait()
-    err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
-    if code != 0 and strict:
-        raise VerifyError(f"sandbox: local: could not {what} (exit {code}): {err[-500:]}")
-    if code != 0:
-        log.info("sandbox: %s: exit %s: %s", what, code, err[-500:])
 
 
 # --- keeping the bot's own paths out of reach ---------------------------------------------------
@@ -372,15 +222,15 @@ def reachable(user: SandboxUser, secret: Sequence[Path], frozen: Sequence[Path],
     return out.decode(errors="replace").splitlines()
 
 
-def protect(space: Workspace, workdir: Path | None) -> list[str]:
+def protect(user: SandboxUser, workdir: Path | None, hidden: Sequence[Path] = (),
+            prelude: str | None = None) -> list[str]:
     """Take away "other" access from the bot's own paths the sandbox user can reach (through
-    the namespace, when there is one); refuse when one stays reachable. Returns what was
-    tightened."""
-    user = space.user
+    the namespace's `prelude`, when there is one); refuse when one stays reachable. Returns
+    what was tightened."""
     secret, frozen = bot_paths(workdir)
     # A hidden directory is an empty tmpfs in the namespace but for the kept toolchains.
-    secret = [p for p in secret if not any(p.resolve().is_relative_to(h) for h in space.hidden)]
-    found = reachable(user, secret, frozen, space.prelude)
+    secret = [p for p in secret if not any(p.resolve().is_relative_to(h) for h in hidden)]
+    found = reachable(user, secret, frozen, prelude)
     tightened = []
     for line in found:
         how, _, name = line.partition(" ")
@@ -389,47 +239,9 @@ def protect(space: Workspace, workdir: Path | None) -> list[str]:
             mode = path.stat().st_mode
             path.chmod(mode & ~0o007 if how == "read" else mode & ~0o002)
             tightened.append(f"{how} {name}")
-    left = reachable(user, secret, frozen, space.prelude) if found else []
+    left = reachable(user, secret, frozen, prelude) if found else []
     if left:
         raise VerifyError(f"sandbox: local: the sandbox user {user.name} can still "
                           f"{left[0]} (not the bot's to change): fix its permissions, or use "
                           "sandbox: docker")
     return tightened
-
-
-# --- one command ---------------------------------------------------------------------------------
-
-
-def isolated_run(space: Workspace, command: str, tree: Path, *, timeout: float,
-                 env: Mapping[str, str], max_output: int) -> TestRun:
-    """Run `command` as the sandbox user on its copy of `tree`; `tree` then gets the copy's
-    state back (what the command changed), and the results are read from the copy's JUnit."""
-    if not tree.is_dir():
-        raise VerifyError(f"cannot run the tests: {tree} is not a directory")
-    space.sync_in(tree)
-    code, seconds, output = _execute(space, command, timeout, with_junit(space.env(env),
-                                     space.junit), max_output)
-    results = copy_back(space, tree) or parse_output(output)
-    return test_run(command, code, seconds, output, results)
-
-
-def isolated_exec(space: Workspace, command: str, *, timeout: float, env: Mapping[str, str],
-                  max_output: int) -> TestRun:
-    """One agent command on the copy as it stands (no sync: the session copies back once)."""
-    code, seconds, output = _execute(space, command, timeout, space.env(env), max_output)
-    return TestRun(command, code, round(seconds, 3), output)
-
-
-def copy_back(space: Workspace, tree: Path) -> Results | None:
-    """`tree` gets the copy's state; returns the results of the JUnit file the run left."""
-    with tempfile.TemporaryDirectory(prefix="acr-sandbox-back-") as staging:
-        junit = space.sync_out(tree, Path(staging))
-        return parse_junit(junit) if junit else None
-
-
-def _execute(space: Workspace, command: str, timeout: float, env: Mapping[str, str],
-             max_output: int) -> tuple[int | None, float, str]:
-    # env -C: the bot may not be able to enter the sandbox user's directory itself (sudo).
-    args = ["/usr/bin/env", "-C", str(space.work), "/bin/sh", "-c", command]
-    argv, full_env = space.user.argv(args, env, space.prelude)
-    return execute(argv, Path("/"), timeout, full_env, max_output, kill=space.user.kill)

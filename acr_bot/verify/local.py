@@ -13,15 +13,8 @@ from typing import Protocol
 from acr_bot.domain import TestRun
 from acr_bot.errors import VerifyError
 from acr_bot.secrets import is_credential, scrub_env
-from acr_bot.verify.isolation import (
-    SandboxUser,
-    Workspace,
-    copy_back,
-    isolated_exec,
-    isolated_run,
-    protect,
-    sandbox_user,
-)
+from acr_bot.verify.isolation import SandboxUser, protect, sandbox_user
+from acr_bot.verify.workspace import Workspace, copy_back, isolated_exec, isolated_run
 from acr_bot.verify.process import OutputBuffer, clean_output, run_command, run_shell, test_run
 from acr_bot.verify.testresults import failure_feedback, judge
 
@@ -241,7 +234,8 @@ class LocalSandbox:
         if self._space is None:
             self._space = Workspace(user, workdir)
         if workdir not in self._protected:
-            for change in protect(self._space, workdir):
+            space = self._space
+            for change in protect(user, workdir, space.hidden, space.prelude):
                 log.warning("sandbox: %s: no longer %s by other users", change.split(" ", 1)[1],
                             "readable" if change.startswith("read") else "writable")
             self._protected.add(workdir)

@@ -1,0 +1,242 @@
+"""The sandbox user's own place: a copy of the tree, its HOME and TMPDIR; one command in it.
+
+Before each test command the bot streams a tar of the worktree to a `tar -x` run *as the
+sandbox user*; afterwards a `tar -c` run as that user streams the copy back, and the bot
+extracts it with tarfile's `data` filter into a private staging dir. So the bot never follows a
+link the untrusted code planted, and a file that user could not read cannot come back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import weakref
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from acr_bot.domain import TestRun
+from acr_bot.errors import VerifyError
+from acr_bot.verify.isolation import SandboxUser, hidden_paths, jail_prelude, quiet
+from acr_bot.verify.process import execute, test_run, with_junit
+from acr_bot.verify.testresults import Results, parse_junit, parse_output
+
+log = logging.getLogger(__name__)
+_SYNC_TIMEOUT = 600.0
+
+
+class Workspace:
+    """/tmp/acr-sandbox-*/{work,home,tmp,out}: the root is the bot's (0755), the rest the
+    sandbox user's (0700). `work` is the copy of the tree; `out` holds the JUnit file."""
+
+    PARTS = ("work", "home", "tmp", "out")
+
+    def __init__(self, user: SandboxUser, workdir: Path | None = None) -> None:
+        self.user = user
+        # /tmp, not tempfile's choice: TMPDIR may point into the bot's private space.
+        self.root = Path(tempfile.mkdtemp(prefix="acr-sandbox-", dir="/tmp"))
+        self.root.chmod(0o755)
+        for part in self.PARTS:
+            (self.root / part).mkdir(mode=0o700)
+        (self.root / "mnt").mkdir(mode=0o700)  # the prelude's staging point, root's
+        # Removed even when the owner forgets close(): at garbage collection or exit.
+        self._cleanup = weakref.finalize(self, _remove, self.root, user.sudo)
+        self.hidden = hidden_paths(workdir, self.root) if user.unshare else []
+        self.prelude = jail_prelude(self.hidden, self.root / "mnt") if user.unshare else None
+        owner = [user.sudo, "-n"] if user.sudo else []
+        if quiet([*owner, "chown", f"{user.uid}:{user.gid}",
+                   *[str(self.root / p) for p in self.PARTS]]) != 0:
+            raise VerifyError(f"sandbox: local: cannot hand {self.root} to {user.name}")
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def junit(self) -> Path:
+        return self.root / "out" / "junit.xml"
+
+    def env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """`env` with HOME and TMPDIR of the sandbox user's own."""
+        home, tmp = str(self.root / "home"), str(self.root / "tmp")
+        return {**env, "HOME": home, "TMPDIR": tmp, "USER": self.user.name,
+                "LOGNAME": self.user.name}
+
+    def sync_in(self, tree: Path) -> None:
+        """Make `work` an exact copy of `tree` (without .git); empty `out`."""
+        # chmod first: a command may have left directories it cannot itself write to.
+        script = ('chmod -R u+rwX "$1" "$2" 2>/dev/null; find "$1" "$2" -mindepth 1 -delete '
+                  '&& exec tar -x -f - -C "$1"')
+        proc = self.user.run(["/bin/sh", "-c", script, "sh", str(self.work),
+                              str(self.root / "out")], stdin=subprocess.PIPE)
+        assert proc.stdin is not None
+        try:
+            with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
+                for path, rel in _walk(tree):
+                    tar.add(path, arcname=rel, recursive=False)
+        except BrokenPipeError:
+            pass  # the extracting side failed: its exit code says why
+        finally:
+            proc.stdin.close()
+        _finish(proc, "copy the tree into the sandbox")
+
+    def sync_out(self, tree: Path, staging: Path) -> Path | None:
+        """Make `tree` (but its .git) an exact copy of `work`; return the JUnit file, if any."""
+        script = 'chmod -R u+rX "$1/work" "$1/out" 2>/dev/null; exec tar -c -f - -C "$1" work out'
+        proc = self.user.run(["/bin/sh", "-c", script, "sh", str(self.root)],
+                             stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                _extract(tar, staging)
+        except tarfile.TarError as exc:
+            raise VerifyError(f"cannot copy the sandbox's tree back: {exc}") from None
+        finally:
+            proc.stdout.close()
+            _finish(proc, "copy the tree back from the sandbox", strict=False)
+        _replace_tree(tree, staging / "work")
+        junit = staging / "out" / "junit.xml"
+        return junit if junit.is_file() and not junit.is_symlink() else None
+
+    def remove(self) -> None:
+        """Delete everything, the sandbox user's files included."""
+        self._cleanup()
+
+
+def _remove(root: Path, sudo: str | None) -> None:
+    if sudo is not None:  # the bot may not delete the sandbox user's files
+        parts = [str(root / p) for p in Workspace.PARTS]
+        quiet([sudo, "-n", "rm", "-rf", "--", *parts])
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _walk(tree: Path) -> Iterable[tuple[Path, str]]:
+    """Every entry under `tree` but its top-level .git, parents first; links not followed."""
+    for folder, dirs, files in os.walk(tree):
+        here = Path(folder)
+        if here == tree:
+            dirs[:] = [d for d in dirs if d != ".git"]
+            files = [f for f in files if f != ".git"]
+        dirs.sort()
+        for name in sorted(dirs) + sorted(files):
+            yield here / name, str((here / name).relative_to(tree))
+
+
+def _extract(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract the untrusted stream into the empty `dest`: only `work/**` and out/junit.xml,
+    plain directories and files (permission bits without set-uid), no device, no hard link;
+    symbolic links last (so no file is written through one), and only those that resolve
+    inside `work`. Written by hand: tarfile's `data` filter needs Python 3.11.4."""
+    links: list[tuple[Path, str]] = []
+    for member in tar:
+        name = member.name.removeprefix("./")
+        parts = Path(name).parts
+        wanted = parts[:1] == ("work",) or name in ("out", "out/junit.xml")
+        if not wanted or Path(name).is_absolute() or ".." in parts:
+            continue
+        if member.issym():
+            links.append((dest / name, member.linkname))
+        elif member.isdir() or member.isfile():
+            try:
+                _write(tar, member, dest / name)
+            except OSError as exc:
+                log.info("sandbox: not copied back: %s (%s)", name, exc)
+        else:
+            log.info("sandbox: not copied back: %s (type %r)", name, member.type)
+    _make_links(links, dest / "work")
+
+
+def _write(tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path) -> None:
+    if member.isdir():
+        path.mkdir(parents=True, exist_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = tar.extractfile(member)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    with os.fdopen(os.open(path, flags, member.mode & 0o777), "wb") as out:
+        if source is not None:
+            shutil.copyfileobj(source, out)
+
+
+def _make_links(links: list[tuple[Path, str]], root: Path) -> None:
+    """Create the links, then drop every one that leads out of `root` (a link may go through
+    another, so all are checked once all exist)."""
+    for path, target in links:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() and not path.is_symlink():
+            os.symlink(target, path)
+    inside = os.path.realpath(root) + os.sep
+    for path, target in links:
+        if path.is_symlink() and not os.path.realpath(path).startswith(inside):
+            log.info("sandbox: not copied back: %s -> %s leads out of the tree", path, target)
+            path.unlink()
+
+
+def _replace_tree(tree: Path, copy: Path) -> None:
+    """Replace the contents of `tree` (but .git) with those of `copy`."""
+    for entry in tree.iterdir():
+        if entry.name == ".git":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    if copy.is_dir():
+        for entry in copy.iterdir():
+            if entry.name != ".git":  # never replace the worktree's link to its repository
+                shutil.move(str(entry), str(tree / entry.name))
+
+
+def _finish(proc: subprocess.Popen[bytes], what: str, strict: bool = True) -> None:
+    try:
+        code = proc.wait(timeout=_SYNC_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = proc.wait()
+    err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    if code != 0 and strict:
+        raise VerifyError(f"sandbox: local: could not {what} (exit {code}): {err[-500:]}")
+    if code != 0:
+        log.info("sandbox: %s: exit %s: %s", what, code, err[-500:])
+
+
+
+
+def isolated_run(space: Workspace, command: str, tree: Path, *, timeout: float,
+                 env: Mapping[str, str], max_output: int) -> TestRun:
+    """Run `command` as the sandbox user on its copy of `tree`; `tree` then gets the copy's
+    state back (what the command changed), and the results are read from the copy's JUnit."""
+    if not tree.is_dir():
+        raise VerifyError(f"cannot run the tests: {tree} is not a directory")
+    space.sync_in(tree)
+    code, seconds, output = _execute(space, command, timeout, with_junit(space.env(env),
+                                     space.junit), max_output)
+    results = copy_back(space, tree) or parse_output(output)
+    return test_run(command, code, seconds, output, results)
+
+
+def isolated_exec(space: Workspace, command: str, *, timeout: float, env: Mapping[str, str],
+                  max_output: int) -> TestRun:
+    """One agent command on the copy as it stands (no sync: the session copies back once)."""
+    code, seconds, output = _execute(space, command, timeout, space.env(env), max_output)
+    return TestRun(command, code, round(seconds, 3), output)
+
+
+def copy_back(space: Workspace, tree: Path) -> Results | None:
+    """`tree` gets the copy's state; returns the results of the JUnit file the run left."""
+    with tempfile.TemporaryDirectory(prefix="acr-sandbox-back-") as staging:
+        junit = space.sync_out(tree, Path(staging))
+        return parse_junit(junit) if junit else None
+
+
+def _execute(space: Workspace, command: str, timeout: float, env: Mapping[str, str],
+             max_output: int) -> tuple[int | None, float, str]:
+    # env -C: the bot may not be able to enter the sandbox user's directory itself (sudo).
+    args = ["/usr/bin/env", "-C", str(space.work), "/bin/sh", "-c", command]
+    argv, full_env = space.user.argv(args, env, space.prelude)
+    return execute(argv, Path("/"), timeout, full_env, max_output, kill=space.user.kill)
