@@ -135,16 +135,16 @@ def quiet(argv: Sequence[str]) -> int:
 def hidden_paths(workdir: Path | None, workspace: Path) -> list[Path]:
     """The bot's private directories, hidden (an empty tmpfs) from commands in the namespace:
     its home, RUNNER_TEMP, the checkout being fixed (its .git holds a persisted token)."""
-    found = [Path.home(), Path(pwd.getpwuid(os.geteuid()).pw_dir)]
-    if os.environ.get("RUNNER_TEMP"):
-        found.append(Path(os.environ["RUNNER_TEMP"]))
+    found = [Path.home(), Path(pwd.getpwuid(os.geteuid()).pw_dir), *_runner_dirs()]
     repo = _repository_of(workdir) if workdir else None
     if repo is not None:
         found.append(repo)
     hide: list[Path] = []
-    for path in (p.resolve() for p in found if p.is_dir()):
+    # Outermost first: a folder inside a hidden one is hidden with it (and gone once it is).
+    for path in sorted({p.resolve() for p in found if p.is_dir()}, key=lambda p: len(p.parts)):
         # Never the sandbox's own place or a parent of it (HOME=/ or HOME=/tmp).
-        if path != Path("/") and not workspace.is_relative_to(path) and path not in hide:
+        if path != Path("/") and not workspace.is_relative_to(path) and \
+                not any(path.is_relative_to(outer) for outer in hide):
             hide.append(path)
     return hide
 
@@ -182,15 +182,30 @@ def jail_prelude(hide: Sequence[Path], stage: Path) -> str:
 
 def bot_paths(workdir: Path | None) -> tuple[list[Path], list[Path]]:
     """(must not be readable, must not be writable) by the sandbox user."""
-    secret = [Path.home()]
-    if os.environ.get("RUNNER_TEMP"):
-        secret.append(Path(os.environ["RUNNER_TEMP"]))
+    secret = [Path.home(), *_runner_dirs()]
     frozen = [Path(__file__).resolve().parents[1], Path(sys.prefix)]
     repo = _repository_of(workdir) if workdir else None
     if repo is not None:
         secret.append(repo / ".git")
         frozen += [repo, repo / ".acr", repo / ".acr" / "memory.json"]
     return [p for p in secret if p.exists()], [p for p in frozen if p.exists()]
+
+
+# The runner's files: writing GITHUB_ENV or GITHUB_PATH changes what later steps run.
+_RUNNER_FILES = ("GITHUB_ENV", "GITHUB_PATH", "GITHUB_OUTPUT", "GITHUB_STATE",
+                 "GITHUB_STEP_SUMMARY")
+
+
+def _runner_dirs() -> list[Path]:
+    """RUNNER_TEMP and the folders of the runner's file commands (in the Action's container
+    they are mounted at /github/file_commands, outside RUNNER_TEMP)."""
+    found = [Path(os.environ["RUNNER_TEMP"])] if os.environ.get("RUNNER_TEMP") else []
+    for name in _RUNNER_FILES:
+        if os.environ.get(name):
+            folder = Path(os.environ[name]).parent
+            if folder not in found and folder != Path("/"):
+                found.append(folder)
+    return found
 
 
 def _repository_of(workdir: Path) -> Path | None:
@@ -234,14 +249,22 @@ def protect(user: SandboxUser, workdir: Path | None, hidden: Sequence[Path] = ()
     tightened = []
     for line in found:
         how, _, name = line.partition(" ")
-        path = Path(name)
-        if path.stat().st_uid == os.geteuid():
-            mode = path.stat().st_mode
-            path.chmod(mode & ~0o007 if how == "read" else mode & ~0o002)
+        if _tighten(Path(name), 0o007 if how == "read" else 0o002, user.sudo):
             tightened.append(f"{how} {name}")
     left = reachable(user, secret, frozen, prelude) if found else []
     if left:
         raise VerifyError(f"sandbox: local: the sandbox user {user.name} can still "
-                          f"{left[0]} (not the bot's to change): fix its permissions, or use "
-                          "sandbox: docker")
+                          f"{left[0]} (the bot could not change that): fix its permissions, "
+                          "or use sandbox: docker")
     return tightened
+
+
+def _tighten(path: Path, bits: int, sudo: str | None) -> bool:
+    """Take `bits` of "other" access away from `path`: the bot's own, or any as root (the
+    runner's checkout mounted into the Action's container belongs to the runner's uid)."""
+    mode = path.stat().st_mode & 0o7777 & ~bits
+    try:
+        path.chmod(mode)
+        return True
+    except PermissionError:
+        return sudo is not None and quiet([sudo, "-n", "chmod", f"{mode:o}", str(path)]) == 0

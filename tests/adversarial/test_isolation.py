@@ -140,7 +140,9 @@ class Runner:
         self.shared.chmod(0o777)
         (self.home / ".git-credentials").write_text(f"https://x:{self.token}@github.com\n")
         (self.temp / "_runner_file_commands").mkdir()
-        (self.temp / "_runner_file_commands" / "set_env").write_text(f"TOKEN={self.token}\n")
+        self.env_file = self.temp / "_runner_file_commands" / "set_env"  # GITHUB_ENV
+        self.env_file.write_text(f"TOKEN={self.token}\n")
+        self.env_file.chmod(0o666)  # as loose as can be: the bot must take it out of reach
         (self.temp / "step.sh").write_text(f"export GITHUB_TOKEN={self.token}\n")
         self.memory = self.repo / ".acr" / "memory.json"
         for rel, text in {"calc.py": CALC, "test_calc.py": UNITTESTS}.items():
@@ -159,7 +161,8 @@ class Runner:
         """The hunting code, aimed at this runner's paths."""
         files = [str(self.repo / ".git" / "config"), str(self.home / ".git-credentials"),
                  str(self.memory)]
-        targets = [str(Path(acr_bot.__file__)), str(self.memory), str(self.repo / "calc.py")]
+        targets = [str(Path(acr_bot.__file__)), str(self.memory), str(self.repo / "calc.py"),
+                   str(self.env_file)]
         targets = targets if write else []
         return (f"SHARED = {str(self.shared)!r}\nFILES = {files!r}\nTARGETS = {targets!r}\n"
                 + HUNT)
@@ -167,6 +170,7 @@ class Runner:
     def env(self) -> dict[str, str]:
         return {**os.environ, "GITHUB_TOKEN": self.token, "OPENAI_API_KEY": OPENAI_KEY,
                 "HOME": str(self.home), "RUNNER_TEMP": str(self.temp),
+                "GITHUB_ENV": str(self.env_file),
                 "GITHUB_WORKSPACE": str(self.repo)}
 
     def fix(self, make_replay: Any, tmp_path: Path, sandbox: str) -> dict[str, Any]:
@@ -213,6 +217,7 @@ def _assert_nothing_found(runner: Runner, result: dict[str, Any], package: bytes
     records = Memory.load(runner.memory).records  # the bot's own, intact
     assert [r.outcome for r in records] == ["passed"]
     assert "pwned" not in runner.memory.read_text()
+    assert runner.env_file.read_text() == f"TOKEN={runner.token}\n"  # later steps' environment
 
 
 def test_sandbox_local_leaves_the_hunt_nothing(runner: Runner, make_replay: Any,
