@@ -107,6 +107,18 @@ PROJECTS = {
 }
 
 
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """The job's folders where every user may traverse them, as on a runner (whose tool cache,
+    /opt/hostedtoolcache, is world-readable): the tests run as the unprivileged sandbox user,
+    and pytest's own temporary folders are root's alone. The bot hides its home, RUNNER_TEMP
+    and the checkout from them all the same."""
+    path = Path(tempfile.mkdtemp(prefix="acr-test-job-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def action_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The actions/cache stand-in: shared by the session's jobs, so only the first is cold."""

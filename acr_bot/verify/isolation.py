@@ -134,19 +134,15 @@ def quiet(argv: Sequence[str]) -> int:
 
 def hidden_paths(workdir: Path | None, workspace: Path) -> list[Path]:
     """The bot's private directories, hidden (an empty tmpfs) from commands in the namespace:
-    its home, RUNNER_TEMP, the checkout being fixed (its .git holds a persisted token)."""
+    its home, RUNNER_TEMP and the runner's file commands, the checkout being fixed (its .git
+    holds a persisted token). Outermost first; never the sandbox's own place or a parent of it
+    (HOME=/ or HOME=/tmp)."""
     found = [Path.home(), Path(pwd.getpwuid(os.geteuid()).pw_dir), *_runner_dirs()]
     repo = _repository_of(workdir) if workdir else None
     if repo is not None:
         found.append(repo)
-    hide: list[Path] = []
-    # Outermost first: a folder inside a hidden one is hidden with it (and gone once it is).
-    for path in sorted({p.resolve() for p in found if p.is_dir()}, key=lambda p: len(p.parts)):
-        # Never the sandbox's own place or a parent of it (HOME=/ or HOME=/tmp).
-        if path != Path("/") and not workspace.is_relative_to(path) and \
-                not any(path.is_relative_to(outer) for outer in hide):
-            hide.append(path)
-    return hide
+    paths = sorted({p.resolve() for p in found if p.is_dir()}, key=lambda p: len(p.parts))
+    return [p for p in paths if p != Path("/") and not workspace.is_relative_to(p)]
 
 
 def kept_paths(hide: Sequence[Path]) -> list[Path]:
@@ -166,18 +162,25 @@ def kept_paths(hide: Sequence[Path]) -> list[Path]:
 
 def jail_prelude(hide: Sequence[Path], stage: Path) -> str:
     """The root shell script run inside the new mount namespace before dropping to the
-    sandbox user: the kept toolchains are set aside, each hidden dir becomes an empty tmpfs,
-    then the toolchains are mounted back at their own paths."""
-    keep = kept_paths(hide)
+    sandbox user: the kept toolchains are set aside, each outermost hidden dir becomes an empty
+    tmpfs, the toolchains are mounted back at their own paths, and a hidden dir inside one of
+    them (RUNNER_TEMP inside a kept folder) is hidden again."""
+    outer = [p for p in hide if not any(p != o and p.is_relative_to(o) for o in hide)]
+    keep = kept_paths(outer)
     lines = ["set -e"]
     for i, path in enumerate(keep):
         lines += [f"mkdir -p {stage}/{i}", f"mount --rbind {shlex.quote(str(path))} {stage}/{i}"]
-    lines += [f"mount -t tmpfs -o mode=0755,size=1m acr-hidden {shlex.quote(str(path))}"
-              for path in hide]
+    lines += [_tmpfs(path) for path in outer]
     for i, path in enumerate(keep):
         quoted = shlex.quote(str(path))
         lines += [f"mkdir -p {quoted}", f"mount --rbind {stage}/{i} {quoted}"]
+    lines += [f"if [ -d {shlex.quote(str(p))} ]; then {_tmpfs(p)}; fi"
+              for p in hide if p not in outer]
     return "\n".join([*lines, 'exec "$@"'])
+
+
+def _tmpfs(path: Path) -> str:
+    return f"mount -t tmpfs -o mode=0755,size=1m acr-hidden {shlex.quote(str(path))}"
 
 
 def bot_paths(workdir: Path | None) -> tuple[list[Path], list[Path]]:
