@@ -37,10 +37,13 @@ def make_tree(root: Path, files: dict[str, str]) -> list[str]:
     return sorted(files)
 
 
+def repo(tmp_path: Path, files: dict[str, str]) -> tuple[Path, list[str]]:
+    return tmp_path / "repo", make_tree(tmp_path / "repo", files)
+
+
 @pytest.fixture
 def tree(tmp_path: Path) -> tuple[Path, list[str]]:
-    root = tmp_path / "repo"
-    return root, make_tree(root, FILES)
+    return repo(tmp_path, FILES)
 
 
 def test_files_named_in_a_traceback_come_first(tree: tuple[Path, list[str]]) -> None:
@@ -82,8 +85,7 @@ def test_word_overlap_ranks_the_rest(tree: tuple[Path, list[str]]) -> None:
 
 def test_the_token_budget_is_respected(tmp_path: Path) -> None:
     files = {f"mod{i}.py": f"# module {i} about widgets\n" + "x = 1\n" * 400 for i in range(5)}
-    root = tmp_path / "repo"
-    paths = make_tree(root, files)
+    root, paths = repo(tmp_path, files)
     task = "widgets: " + " ".join(f"mod{i}.py" for i in range(5))
     size = len(files["mod0.py"])
     budget = (size * 2 + size // 2) // 4  # room for two files and a half
@@ -107,9 +109,8 @@ def test_symlinks_and_huge_files_are_skipped(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.py").write_text("API_KEY = 'sk-do-not-show'\n")
-    root = tmp_path / "repo"
-    paths = make_tree(root, {"small.py": "ok = 1\n",
-                             "huge.py": "# h\n" + "y = 2\n" * (MAX_FILE_BYTES // 6 + 10)})
+    root, paths = repo(tmp_path, {"small.py": "ok = 1\n",
+                                  "huge.py": "# h\n" + "y = 2\n" * (MAX_FILE_BYTES // 6 + 10)})
     (root / "linked.py").symlink_to(outside / "secret.py")
     (root / "linkdir").symlink_to(outside, target_is_directory=True)
     paths += ["linked.py", "linkdir"]  # as git ls-files lists them
@@ -156,8 +157,7 @@ def test_rare_words_outweigh_common_ones_and_length_is_normalised(tmp_path: Path
     files = {"pkg/big.py": "".join(f"# {common}" for _ in range(400)) + "x = 1\n",
              "pkg/tokens.py": "def dequote(word):\n    '''Strip quotes.'''\n    return word\n"}
     files |= {f"pkg/mod{i}.py": f"# {i}: {common}" for i in range(20)}
-    root = tmp_path / "repo"
-    paths = make_tree(root, files)
+    root, paths = repo(tmp_path, files)
     task = "The parser reads the config value and returns the result without dequote"
     context = build_context(root, task, paths, budget_tokens=100_000)
     assert next(iter(context.files)) == "pkg/tokens.py"
@@ -168,8 +168,7 @@ def test_a_bare_file_name_that_many_files_share_is_weak_evidence(tmp_path: Path)
     files = {f"tests/roots/test-{i}/conf.py": f"project = 'root {i}'\n" for i in range(40)}
     files["sphinx/theming.py"] = ("def load_theme_config(path):\n"
                                   "    '''Read html_theme_options for the theme.'''\n")
-    root = tmp_path / "repo"
-    paths = make_tree(root, files)
+    root, paths = repo(tmp_path, files)
     task = "html_theme_options set in conf.py are ignored when the theme config is loaded"
     context = build_context(root, task, paths, budget_tokens=2_000)
     assert next(iter(context.files)) == "sphinx/theming.py"
@@ -185,8 +184,7 @@ def test_symbol_hits_are_ordered_by_score(tmp_path: Path) -> None:
              for i in range(25)}
     files["tests/test_zoneinfo.py"] = ("class TestZones:\n    def setUp(self):\n"
                                        "        self.zone = load_zoneinfo('Europe/Paris')\n")
-    root = tmp_path / "repo"
-    paths = make_tree(root, files)
+    root, paths = repo(tmp_path, files)
     context = build_context(root, "`setUp` fails to load_zoneinfo for Europe/Paris", paths,
                             budget_tokens=100_000)
     assert next(iter(context.files)) == "tests/test_zoneinfo.py"
@@ -200,8 +198,7 @@ def test_junit_class_ids_map_to_their_module(tmp_path: Path, test_id: str) -> No
     files = {"pkg/__init__.py": "", "pkg/stats.py": FILES["pkg/stats.py"],
              "pkg/test_stats.py": "from pkg.stats import median\n\n\nclass TestMedian:\n"
                                   "    def test_even(self):\n        assert median([1, 2]) == 1.5\n"}
-    root = tmp_path / "repo"
-    paths = make_tree(root, files)
+    root, paths = repo(tmp_path, files)
     assert failing_test_files([test_id], paths) == ["pkg/test_stats.py"]
     context = build_context(root, "wrong result", paths, failing=[test_id])
     assert context.reasons["pkg/test_stats.py"] == "failing test"
@@ -211,8 +208,7 @@ def test_junit_class_ids_map_to_their_module(tmp_path: Path, test_id: str) -> No
 def test_a_file_bigger_than_the_budget_is_shown_as_numbered_windows(tmp_path: Path) -> None:
     lines = [f"def step_{n}(x):\n    return x + {n}\n" for n in range(2_000)]
     lines[1_500] = "def parse_header(raw):\n    return raw.split(':')  # the bug\n"
-    root = tmp_path / "repo"
-    paths = make_tree(root, {"pkg/huge.py": "".join(lines)})
+    root, paths = repo(tmp_path, {"pkg/huge.py": "".join(lines)})
     output = 'Traceback (most recent call last):\n  File "/ci/pkg/huge.py", line 3002, in x\n'
     context = build_context(root, "`parse_header` splits on every colon", paths,
                             test_output=output, budget_tokens=4_000)
@@ -227,8 +223,7 @@ def test_a_file_bigger_than_the_budget_is_shown_as_numbered_windows(tmp_path: Pa
 def test_the_repo_map_lists_further_files_and_their_definitions(tmp_path: Path) -> None:
     files = {f"pkg/ledger_{i}.py": f"class Ledger{i}:\n    pass\n\n\ndef post_ledger_{i}():\n"
              + "    pass\n" * 200 for i in range(12)}
-    root = tmp_path / "repo"
-    paths = make_tree(root, files)
+    root, paths = repo(tmp_path, files)
     context = build_context(root, "ledger posting is wrong", paths, budget_tokens=1_500)
     assert context.repo_map
     for line in context.repo_map.splitlines():
@@ -242,8 +237,7 @@ def test_the_whole_tree_is_scanned(tmp_path: Path) -> None:
     # Beyond the first 3,000 files in path order, where the old scan stopped.
     files = {f"a/m{i:04}.py": f"def f{i}():\n    return {i}\n" for i in range(3_100)}
     files["zz/quaternion.py"] = "def conjugate_quaternion(q):\n    return q\n"
-    root = tmp_path / "repo"
-    paths = make_tree(root, files)
+    root, paths = repo(tmp_path, files)
     context = build_context(root, "quaternion conjugate has the wrong sign", paths)
     assert next(iter(context.files)) == "zz/quaternion.py"
 
