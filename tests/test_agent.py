@@ -308,3 +308,13 @@ def test_the_context_window_comes_from_litellms_table_when_it_is_smaller() -> No
     assert _limits(job, state, "gpt-4o", None).context_tokens == 128_000  # type: ignore[arg-type]
     assert _limits(job, state, "openai/gpt-4o", None).context_tokens == 128_000  # type: ignore[arg-type]
     assert _limits(job, state, "replay/x", None).context_tokens == 1_000_000  # type: ignore[arg-type]
+
+
+def test_agent_commands_run_in_bash(repo: Path, tmp_path: Path) -> None:
+    replay = write_replay(tmp_path, {"agent": script(
+        "echo {1..3} && [[ -f calc.py ]] && echo bash-ok", FIX_MUL, SUBMIT)})
+    result = fix(repo, agent_settings(replay, "agent", trajectory_dir=tmp_path / "t"))
+
+    doc = json.loads(Path(result.attempts[0].trajectory).read_text())
+    assert "<output>\n1 2 3\nbash-ok\n</output>" in doc["messages"][3]["content"]
+    assert doc["steps"][0]["command"] == "echo {1..3} && [[ -f calc.py ]] && echo bash-ok"

@@ -49,6 +49,7 @@ def test_one_container_per_attempt_contains_hostile_commands(
         network = shell.exec("python3 -c \"import socket; "
                              "socket.create_connection(('1.1.1.1', 53), timeout=3)\"", 20, 2_000)
         env = shell.exec("env", 10, 10_000)
+        bash = shell.exec("echo {1..3}", 10, 1_000)
         shell.exec("echo two >> a.txt && rm gone.txt && mkdir -p n && echo new > n/b.txt "
                    "&& ln -s /etc/passwd n/link", 10, 1_000)
     finally:
@@ -59,6 +60,7 @@ def test_one_container_per_attempt_contains_hostile_commands(
     assert survivors.output.strip() == "0"  # the daemon died with its command
     assert network.exit_code != 0 and "unreachable" in network.output.lower()
     assert "OPENAI_API_KEY" not in env.output and "sk-test" not in env.output
+    assert bash.output.strip() == "1 2 3"  # commands run in bash where the image has it
     assert (work / "a.txt").read_text() == "one\ntwo\n"
     assert not (work / "gone.txt").exists()
     assert (work / "n" / "b.txt").read_text() == "new\n"

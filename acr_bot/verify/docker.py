@@ -177,6 +177,7 @@ class DockerShell:
         if not workdir.is_dir():
             raise VerifyError(f"cannot start the agent's container: {workdir} is not a directory")
         self.sandbox, self.workdir = sandbox, workdir
+        self.shell, self.keep = "/bin/sh", ""
         self.container = sandbox.client.containers.create(
             sandbox._run_image, ["infinity"], entrypoint=["sleep"], working_dir=WORKDIR,
             detach=True,
@@ -188,6 +189,8 @@ class DockerShell:
             self.container.start()
             self.before = _tree(self.container)
             self.keep = self._run("cat /proc/1/task/1/children", 10)[1].split()[0]
+            # bash where the image has it (models write bash); /bin/sh otherwise.
+            self.shell = "bash" if self._run("command -v bash", 10)[0] == 0 else "/bin/sh"
         except BaseException:
             self.container.remove(force=True)
             raise
@@ -202,7 +205,7 @@ class DockerShell:
              env: dict[str, str] | None = None) -> tuple[int | None, str]:
         """One exec; at the deadline every process but the keep-alive is killed."""
         api = self.sandbox.client.api
-        exec_id = api.exec_create(self.container.id, ["/bin/sh", "-c", command],
+        exec_id = api.exec_create(self.container.id, [self.shell, "-c", command],
                                   workdir=WORKDIR, environment=env)["Id"]
         sink = OutputBuffer(limit)
         reader = threading.Thread(target=_drain, args=(api.exec_start(exec_id, stream=True),
@@ -210,7 +213,7 @@ class DockerShell:
         reader.start()
         reader.join(timeout)
         if reader.is_alive():  # hung, or a daemon holds the output open
-            self._run(_REAP, 10, env={"KEEP": getattr(self, "keep", "")})
+            self._run(_REAP, 10, env={"KEEP": self.keep})
             reader.join(5)
             return None, sink.text()
         return api.exec_inspect(exec_id).get("ExitCode"), sink.text()

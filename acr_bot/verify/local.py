@@ -6,7 +6,10 @@ import json
 import logging
 import os
 import re
+import shlex
+import shutil
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -266,14 +269,19 @@ class LocalShell:
         self.space = space
         self.workdir = workdir
         self.env = dict(env)
+        # bash where there is one, as in the scaffold the routing data comes from: models write
+        # bash (`{1..3}`, `[[ ]]`, `<(...)`), and /bin/sh is often dash.
+        self.bash = shutil.which("bash", path=self.env.get("PATH"))
         if space is not None:
             space.sync_in(workdir)
 
     def exec(self, command: str, timeout: float, limit: int) -> TestRun:
+        line = f"exec {shlex.quote(self.bash)} -c {shlex.quote(command)}" if self.bash else command
         if self.space is None:
-            return run_shell(command, self.workdir, timeout=timeout, env=self.env,
-                             max_output=limit)
-        return isolated_exec(self.space, command, timeout=timeout, env=self.env, max_output=limit)
+            run = run_shell(line, self.workdir, timeout=timeout, env=self.env, max_output=limit)
+        else:
+            run = isolated_exec(self.space, line, timeout=timeout, env=self.env, max_output=limit)
+        return replace(run, command=command)
 
     def close(self) -> None:
         """Hand what the commands left back to the workspace."""
