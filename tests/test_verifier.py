@@ -279,6 +279,9 @@ def test_keyboard_interrupt_kills_the_group_and_propagates(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     pidfile = tmp_path / "child.pid"
+    # A suite started as a background job (`cmd &` in a script) inherits SIGINT ignored: the
+    # test needs Python's own Ctrl-C handler, whatever it inherited.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -286,6 +289,7 @@ def test_keyboard_interrupt_kills_the_group_and_propagates(
             run_command(f"sleep 1000 & echo $! > {pidfile}; wait", tmp_path, timeout=30, env=env)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, inherited)
     assert not _alive(int(pidfile.read_text()))
 
 
