@@ -248,3 +248,18 @@ def test_a_command_line_task_carries_the_repository_tag_of_origin(make_repo) -> 
                                    "--task", TASK, "--json", "--memory", str(repo / "m.json")])
     assert out.exit_code == 0, out.output
     assert "tag:octo/calc" in json.loads(out.stdout)["features"]
+
+
+def test_bench_human_labels_flag_reaches_the_report(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from acr_bot.cli import cli
+    from tests.data import synth
+
+    for flag, expected in (([], False), (["--human-labels"], True)):
+        out = tmp_path / "doc.json"
+        result = CliRunner().invoke(cli, ["bench", "--dataset", str(synth.GENERAL_FILE),
+                                          "--policies", "cheapest-first", "--json", str(out),
+                                          *flag])
+        assert result.exit_code == 0, result.output
+        assert json.loads(out.read_text())["human_labels"] is expected
