@@ -206,8 +206,10 @@ def test_a_cheating_patch_alone_is_not_a_fix(repo: Path, make_replay) -> None:
 
 
 def test_edits_to_protected_or_outside_paths_are_refused(make_repo, make_replay,
-                                                         tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
+                                                         shared: Path) -> None:
+    # Outside the repo, where the sandbox user may look (pytest follows the link when it
+    # collects: a folder it cannot read would be a collection error at baseline).
+    outside = shared / "outside"
     outside.mkdir()
     ci = "name: ci\non: push\n"
     repo = make_repo({**FILES, ".github/workflows/ci.yml": ci})

@@ -73,10 +73,11 @@ class CalcTest(unittest.TestCase):
         self.assertTrue(os.environ["ANSWER_TOOL_HOME"])
         out = subprocess.run(["answer-tool"], capture_output=True, text=True, check=True)
         self.assertEqual(out.stdout.strip(), "42")
-        # Code under test runs as acr-bot's user and can write into its venv.
+        # Code under test tries to write into acr-bot's venv: as acr-sandbox it cannot.
         folder = os.path.join(os.environ["RUNNER_TOOL_CACHE"], "acr-bot")
         for venv in os.listdir(folder):
-            open(os.path.join(folder, venv, "written-by-the-tests"), "w").close()
+            with self.assertRaises(PermissionError):
+                open(os.path.join(folder, venv, "written-by-the-tests"), "w").close()
 """
 JS_CALC = "exports.mul = (a, b) => a + b;\n"
 JS_TESTS = """\
@@ -93,7 +94,8 @@ test('the tool from the setup step', () => {
   const fs = require('node:fs');
   const folder = `${process.env.RUNNER_TOOL_CACHE}/acr-bot`;
   for (const venv of fs.readdirSync(folder)) {
-    fs.writeFileSync(`${folder}/${venv}/written-by-the-tests`, '');
+    assert.throws(() => fs.writeFileSync(`${folder}/${venv}/written-by-the-tests`, ''),
+                  /EACCES/);  // as acr-sandbox, the tests cannot write into acr-bot's venv
   }
 });
 """
@@ -226,8 +228,9 @@ def test_the_composite_action_verifies_with_the_jobs_set_up_tools(
     assert any(action_cache.iterdir())
     [venv] = [r.outputs["venv"] for r in job.results if "venv" in r.outputs]
     assert Path(venv, "bin", "python").exists() and not venv.startswith(sys.prefix)
-    # ... but the cache was saved before they ran: the next job's venv is the pristine one
-    assert Path(venv, "written-by-the-tests").exists()
+    # ... the tests could not write into it (they run as acr-sandbox), and the cache, saved
+    # before they ran, holds nothing of theirs either
+    assert not Path(venv, "written-by-the-tests").exists()
     assert not list(action_cache.glob("*/written-by-the-tests"))
     assert bot.count(TOKEN) == 1 and f"::add-mask::{TOKEN}" in bot  # masked, then never
 

@@ -321,8 +321,13 @@ def test_without_root_or_sudo_local_refuses_to_run_next_to_credentials(
                            capture_output=True, text=True, check=False)
     if probe.stdout.strip() != str(tuple(sys.version_info[:2])):
         pytest.skip(f"/usr/bin/python3 is {probe.stdout.strip()}, the venv {sys.version_info[:2]}")
-    repo = Path(tempfile.mkdtemp(prefix="acr-test-nobody-"))
+    base = Path(tempfile.mkdtemp(prefix="acr-test-nobody-"))
+    base.chmod(0o755)
+    repo, replay = base / "repo", base / "replay.json"
     try:
+        repo.mkdir()
+        replay.write_text(json.dumps({"models": {"x": {"replies": [{"text": "no change"}]}}}))
+        shutil.chown(replay, "nobody")
         (repo / "calc.py").write_text(CALC)
         git(repo, "init", "--quiet", "--initial-branch=main")
         git(repo, "add", "-A")
@@ -336,13 +341,13 @@ def test_without_root_or_sudo_local_refuses_to_run_next_to_credentials(
         command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                    "--no-new-privs", str(python), "-c", "from acr_bot.cli import cli; cli()",
                    "fix", "--repo", str(repo), "--task", "mul adds", "--test-cmd", "true",
-                   "--models", "replay/x", "--dry-run"]
+                   "--models", "replay/x", "--replay-file", str(replay), "--dry-run"]
         refused = subprocess.run(command, env={**env, "GITHUB_TOKEN": new_token()},
                                  capture_output=True, text=True, timeout=120, check=False)
         allowed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
                                  check=False)
     finally:
-        shutil.rmtree(repo, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
 
     assert refused.returncode == 1, refused.stderr
     lines = [line for line in refused.stderr.splitlines() if "sandbox: local" in line]
