@@ -27,7 +27,6 @@ import docker
 import docker.errors
 import pytest
 from conftest import load_fixture
-from pytest_httpserver import HTTPServer
 
 from acr_bot import demo
 from acr_bot.gitrepo import git
@@ -35,12 +34,12 @@ from acr_bot.memory.store import Memory
 
 try:
     from tests.support.action_image import build_action_image as action_image_build
-    from tests.support.fake_github import FakeGitHub
+    from tests.support.fake_github import FakeGitHub, serve_fake_github
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
     from support.action_image import (  # type: ignore[no-redef]
         build_action_image as action_image_build,
     )
-    from support.fake_github import FakeGitHub  # type: ignore[no-redef]
+    from support.fake_github import FakeGitHub, serve_fake_github  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.docker
 
@@ -70,16 +69,8 @@ def action_image(docker_client: docker.DockerClient, request: pytest.FixtureRequ
 
 @pytest.fixture
 def fake_github() -> Iterator[FakeGitHub]:
-    # 127.0.0.1: the container shares the host's network namespace (network_mode="host"),
-    # so no traffic leaves the loopback interface.
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    try:
-        yield FakeGitHub(server, repository=REPOSITORY)
-    finally:
-        server.clear()
-        if server.is_running():
-            server.stop()
+    with serve_fake_github(REPOSITORY) as github:
+        yield github
 
 
 def _event(path: Path) -> dict[str, Any]:

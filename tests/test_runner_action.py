@@ -28,16 +28,15 @@ from typing import Any
 
 import pytest
 from conftest import load_fixture
-from pytest_httpserver import HTTPServer
 
 from acr_bot.fixing.edits import format_edits, make_edits
 from acr_bot.gitrepo import git
 
 try:
-    from tests.support.fake_github import FakeGitHub
+    from tests.support.fake_github import FakeGitHub, serve_fake_github
     from tests.support.runner import Job, StepFailed
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from support.fake_github import FakeGitHub  # type: ignore[no-redef]
+    from support.fake_github import FakeGitHub, serve_fake_github  # type: ignore[no-redef]
     from support.runner import Job, StepFailed  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.slow
@@ -129,13 +128,8 @@ def action_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def fake_github() -> Iterator[FakeGitHub]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    try:
-        yield FakeGitHub(server, repository=REPOSITORY)
-    finally:
-        server.clear()
-        server.stop()
+    with serve_fake_github(REPOSITORY) as github:
+        yield github
 
 
 def _project(tmp: Path, files: Mapping[str, str]) -> tuple[Path, Path]:

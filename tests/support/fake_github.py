@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 
@@ -261,3 +264,17 @@ class FakeGitHub:
 
     def _log(self, m: re.Match[str]) -> Response:
         return Response(self.logs.get(int(m.group(1)), ""), 200, {"Content-Type": "text/plain"})
+
+
+@contextmanager
+def serve_fake_github(repository: str) -> Iterator[FakeGitHub]:
+    """A FakeGitHub on 127.0.0.1: a container with network_mode="host" reaches it there too,
+    and no traffic leaves the loopback interface."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    try:
+        yield FakeGitHub(server, repository=repository)
+    finally:
+        server.clear()
+        if server.is_running():
+            server.stop()
