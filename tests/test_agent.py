@@ -20,7 +20,7 @@ from acr_bot.fixing.harness import Limits
 from acr_bot.gitrepo import git
 from acr_bot.memory.store import Memory
 from acr_bot.report import pr_body
-from tests.support.agent import SUBMIT, agent_model, script, turn
+from tests.support.agent import SUBMIT, agent_model, script, submit, turn
 from tests.support.calc import FILES, TASK, WRONG_FIX
 
 FIX_MUL = "sed -i '/def mul/{n;s/a + b/a * b/}' calc.py"
@@ -104,7 +104,7 @@ def test_protected_paths_are_put_back_and_scratch_files_left_out(repo: Path,
         "mkdir -p .github/workflows && echo 'on: push' > .github/workflows/evil.yml",
         "printf 'from calc import mul\\nprint(mul(3, 4))\\n' > reproduce.py && python reproduce.py",
         FIX_MUL, "printf 'def div(a, b):\\n    return a / b\\n' > ops.py",
-        f"{SUBMIT} ops.py")})
+        submit("ops.py"))})
     result = fix(repo, agent_settings(replay, "agent"))
 
     assert result.outcome == "fixed", result.reason

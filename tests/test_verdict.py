@@ -342,14 +342,14 @@ def test_an_agents_forging_conftest_is_not_in_the_run_that_decides(make_repo, tm
                                                                    make_replay) -> None:
     # The verdict runs after any harness: an agent that plants a conftest.py rewriting every
     # report to "passed" (and keeps it, naming it after the sentinel) next to a wrong fix.
-    from tests.support.agent import SUBMIT, script, turn
+    from tests.support.agent import script, submit, turn
 
     forge = ("cat > conftest.py <<'EOF'\nimport pytest\n\n\n@pytest.hookimpl(hookwrapper=True)\n"
              "def pytest_runtest_makereport(item, call):\n    outcome = yield\n"
              "    outcome.get_result().outcome = 'passed'\nEOF")
     wrong = "sed -i '/def mul/{n;s/a + b/a * b + 1/}' calc.py"
-    replies = [*script(forge, wrong, f"{SUBMIT} conftest.py"),
-               turn(f"{SUBMIT} conftest.py", times=None)]
+    replies = [*script(forge, wrong, submit("conftest.py")),
+               turn(submit("conftest.py"), times=None)]
     replay = make_replay({"agent": replies})
     repo = make_repo(FILES)
     settings = replace(Settings(), models=("replay/agent",), replay_file=replay,

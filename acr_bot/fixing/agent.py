@@ -26,7 +26,7 @@ from acr_bot.llm import estimate_tokens
 from acr_bot.report import run_summary
 
 _BASH = re.compile(r"```bash\s*\n(.*?)\n```", re.DOTALL)
-_OMITTED = re.compile(r"\n\.\.\. \[\d+ bytes omitted\] \.\.\.\n")
+_OMITTED = re.compile(r"\n\.\.\. \[(\d+) bytes omitted\] \.\.\.\n")
 _SHORTENED = "[output shortened to keep the conversation within the context window]"
 
 
@@ -137,9 +137,9 @@ class AgentHarness:
         code = "killed" if result.timed_out else f"exit {result.exit_code}"
         self.echo(f"  step {number}: {_one_line(command)} -> {code} ({result.seconds:.1f} s, "
                   f"${spent:.4f} so far)")
-        lines = result.output.lstrip().splitlines()
-        if not result.timed_out and lines and lines[0].strip().startswith(P.SENTINEL):
-            run.submitted = lines[0].strip()
+        submitted = submission(result)
+        if submitted is not None:
+            run.submitted = submitted
             return
         run.messages.append({"role": "user", "content": observation(result, timeout)})
 
@@ -150,8 +150,8 @@ def opening(brief: Brief, command_seconds: float) -> list[dict[str, str]]:
     text = P.INSTANCE.format(task=brief.task.text, protected=protected,
                              test_command=brief.test_command,
                              baseline=f"before any change: {run_summary(brief.baseline)}",
-                             command_seconds=command_seconds, sentinel=P.SENTINEL,
-                             history=history(brief.previous))
+                             command_seconds=command_seconds, submit=P.SUBMIT,
+                             submit_naming=P.SUBMIT_NAMING, history=history(brief.previous))
     return [{"role": "system", "content": P.SYSTEM}, {"role": "user", "content": text}]
 
 
@@ -172,8 +172,20 @@ def observation(result: TestRun, timeout: float) -> str:
     """What the model sees of one command: return code and bounded output."""
     if result.timed_out:
         return P.TIMEOUT.format(command=result.command, seconds=timeout, output=result.output)
-    template = P.LONG_OUTPUT if _OMITTED.search(result.output) else P.OBSERVATION
-    return template.format(returncode=result.exit_code, output=result.output.rstrip("\n"))
+    cut = _OMITTED.search(result.output)
+    if cut is None:
+        return P.OBSERVATION.format(returncode=result.exit_code, output=result.output)
+    return P.LONG_OUTPUT.format(returncode=result.exit_code, head=result.output[:cut.start()],
+                                elided=cut.group(1), tail=result.output[cut.end():])
+
+
+def submission(result: TestRun) -> str | None:
+    """The first line of a submission's output (the sentinel, then any files named after it),
+    or None. As in the scaffold only that line counts: what follows it (the diff of the
+    scaffold's own submission line) is never read as names."""
+    lines = result.output.lstrip().splitlines()
+    words = lines[0].split() if lines and not result.timed_out else []
+    return " ".join(words) if words[:1] == [P.SENTINEL] else None
 
 
 def _tokens(messages: Sequence[dict[str, str]]) -> int:

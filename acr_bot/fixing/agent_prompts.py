@@ -1,18 +1,22 @@
 """The agent harness's words, as templates (`str.format` fields in braces).
 
-Adapted from mini-SWE-agent's SWE-bench configuration (config/extra/swebench.yaml,
+mini-SWE-agent 1.x's SWE-bench configuration (config/extra/swebench.yaml,
 https://github.com/SWE-agent/mini-swe-agent, MIT licence), the scaffold the routing data was
 measured with, so that pass rates carry over: a THOUGHT, then exactly one command in one fenced
 bash block per turn; every command runs in a fresh subshell in the repository; the observation
-is the return code and the output (head and tail when long); the model submits by printing the
-sentinel. What differs, and why: the bot computes the diff itself (so the submission is the
-sentinel alone, plus any new files to keep), the boundaries name the protected paths and the
-test command, and the limits (command timeout, no network) are stated.
+is the return code and the output (head and tail when long); the model submits with the
+scaffold's own line, whose output starts with the sentinel. The scaffold's text is kept next to
+this one (tests/fixtures/mini-swe-agent/) and compared by tests/test_agent_protocol.py; every
+deliberate difference is listed in ARCHITECTURE.md.
 """
 
 from __future__ import annotations
 
 SENTINEL = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
+# The scaffold's submission line. Only the first line of its output counts (the sentinel, and
+# any new files named after it); the diff `git diff --cached` prints is not read.
+SUBMIT = f"echo {SENTINEL} && git add -A && git diff --cached"
+SUBMIT_NAMING = f"echo {SENTINEL} src/new_module.py && git add -A && git diff --cached"
 
 SYSTEM = """You are a helpful assistant that can interact multiple times with a computer shell to solve programming tasks.
 Your response must contain exactly ONE bash code block with ONE command (or commands connected with && or ||).
@@ -68,14 +72,68 @@ You are operating in an environment where
 3. You see the result
 4. You write your next command
 
+Each response should include:
+1. A **THOUGHT** section where you explain your reasoning and plan
+2. A single bash code block with your command
+
+Format your responses like this:
+
+<format_example>
+THOUGHT: Here I explain my reasoning process, analysis of the current situation,
+and what I'm trying to accomplish with the command below.
+
+```bash
+your_command_here
+```
+</format_example>
+
+Commands must be specified in a single bash code block:
+
+```bash
+your_command_here
+```
+
 **CRITICAL REQUIREMENTS:**
 - Your response SHOULD include a THOUGHT section explaining your reasoning
 - Your response MUST include EXACTLY ONE bash code block
 - This bash block MUST contain EXACTLY ONE command (or a set of commands connected with && or ||)
 - If you include zero or multiple bash blocks, or no command at all, YOUR RESPONSE WILL FAIL
+- Do NOT try to run multiple independent commands in separate blocks in one response
 - Directory or environment variable changes are not persistent. Every action is executed in a new subshell.
 - However, you can prefix any action with `MY_ENV_VAR=MY_VALUE cd /path/to/working/dir && ...` or write/load environment variables from files
 - A command is killed after {command_seconds:.0f} seconds, together with everything it started; nothing you start outlives your command. There is no network.
+
+Example of a CORRECT response:
+<example_response>
+THOUGHT: I need to understand the structure of the repository first. Let me check what files are in the current directory to get a better understanding of the codebase.
+
+```bash
+ls -la
+```
+</example_response>
+
+Example of an INCORRECT response:
+<example_response>
+THOUGHT: I need to examine the codebase and then look at a specific file. I'll run multiple commands to do this.
+
+```bash
+ls -la
+```
+
+Now I'll read the file:
+
+```bash
+cat file.txt
+```
+</example_response>
+
+If you need to run multiple commands, either:
+1. Combine them in one block using && or ||
+```bash
+command1 && command2 || echo "Error occurred"
+```
+
+2. Wait for the first command to complete, see its output, then issue the next command in your following response.
 
 ## Environment Details
 - You have a full Linux shell environment
@@ -87,30 +145,49 @@ You are operating in an environment where
 ### Create a new file:
 ```bash
 cat <<'EOF' > newfile.py
-print("hello")
+import numpy as np
+hello = "world"
+print(hello)
 EOF
 ```
 
 ### Edit files with sed:
 ```bash
+# Replace all occurrences
 sed -i 's/old_string/new_string/g' filename.py
+
+# Replace only first occurrence
+sed -i 's/old_string/new_string/' filename.py
+
+# Replace first occurrence on line 1
+sed -i '1s/old_string/new_string/' filename.py
+
+# Replace all occurrences in lines 1-10
+sed -i '1,10s/old_string/new_string/g' filename.py
 ```
 
 ### View file content:
 ```bash
+# View specific lines with numbers
 nl -ba filename.py | sed -n '10,20p'
 ```
 
-## Submission
-When you've completed your work (reading, editing, testing), and cannot make further progress, submit your changes.
-Files you changed are submitted; new files you created (reproduction scripts and the like) are left out, unless you name them after the sentinel, e.g. `echo {sentinel} src/new_module.py`.
-
-Submit with this exact command:
+### Any other command you want to run
 ```bash
-echo {sentinel}
+anything
 ```
 
-You cannot continue working on this task after submitting.
+## Submission
+When you've completed your work (reading, editing, testing), and cannot make further progress
+issue exactly the following command:
+
+```bash
+{submit}
+```
+
+This command will submit your work.
+You cannot continue working (reading, editing, testing) in any way on this task after submitting.
+New files you created (reproduction scripts and the like) are left out of the submission, unless you name them after the sentinel: `{submit_naming}`.
 </instructions>{history}"""
 
 HISTORY = """
@@ -120,10 +197,12 @@ Other attempts at this task failed; the repository is back at its original state
 {attempts}
 </earlier_attempts>"""
 
+# The scaffold's observation, rendered: short output whole, long output as head and tail
+# with the count of what was left out (the scaffold cuts at 10,000 characters, 5,000 each
+# side; acr-bot at `observation_bytes`, half each side, while the command runs).
 OBSERVATION = """<returncode>{returncode}</returncode>
 <output>
-{output}
-</output>"""
+{output}</output>"""
 
 LONG_OUTPUT = """<returncode>{returncode}</returncode>
 <warning>
@@ -131,17 +210,23 @@ The output of your last command was too long.
 Please try a different command that produces less output.
 If you're looking at a file you can try use head, tail or sed to view a smaller number of lines selectively.
 If you're using grep or find and it produced too much output, you can use a more selective search pattern.
-</warning>
-<output_head_and_tail>
-{output}
-</output_head_and_tail>"""
+If you really need to see something from the full command's output, you can redirect output to a file and then search in that file.
+</warning><output_head>
+{head}
+</output_head>
+<elided_chars>
+{elided} characters elided
+</elided_chars>
+<output_tail>
+{tail}
+</output_tail>"""
 
-TIMEOUT = """The last command <command>{command}</command> timed out after {seconds:.0f} seconds and has been killed, with everything it started.
+TIMEOUT = """The last command <command>{command}</command> timed out after {seconds:.0f} seconds and has been killed.
 The output of the command was:
-<output>
+ <output>
 {output}
 </output>
-Please try another command and make sure to avoid those requiring interactive input or running forever."""
+Please try another command and make sure to avoid those requiring interactive input."""
 
 FORMAT_ERROR = """Please always provide EXACTLY ONE action in triple backticks, found {found} actions.
 
@@ -161,6 +246,6 @@ submit your solution (you will not be able to continue working on this task afte
 REJECTED = """acr-bot ran the tests on your submission and rejected it:
 {feedback}
 {reverted}
-You may continue: fix the problem, then submit again with `echo {sentinel}`."""
+You may continue: fix the problem, then submit again with `echo {sentinel} && git add -A && git diff --cached`."""
 
 REVERTED = """These protected paths were put back as they were, your changes to them are not part of the submission: {paths}"""

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
+SENTINEL = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
+# The submission line of the scaffold the routing data comes from (mini-SWE-agent 1.x).
+SUBMIT = f"echo {SENTINEL} && git add -A && git diff --cached"
+
+
+def submit(*named: str) -> str:
+    """The scaffold's submission line, naming new files to keep after the sentinel."""
+    return f"echo {' '.join([SENTINEL, *named])} && git add -A && git diff --cached"
 
 
 def turn(command: str, thought: str = "Next step.", match: str | None = None,
