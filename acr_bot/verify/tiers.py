@@ -1,0 +1,147 @@
+"""The verdict in tiers: the tests that matter to a change first, failing fast; the full suite
+once, only for a candidate that passed them.
+
+Tier 1a runs the tests the task names (pytest ids known at the baseline); tier 1b the test
+modules that import a changed module (verify/selection.py). A tier can only reject: a test that
+fails there would fail in the full suite too, which must be green to accept. When a tier cannot
+run (a command that cannot be narrowed, no test selected) it is skipped, never trusted. Tier 2
+is the repository's full test command, judged against the baseline by the usual rules.
+
+A deadline, when the job has one, is checked before tier 2: a full suite that cannot finish in
+the time left stops the task with a message, instead of the runner killing the job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from acr_bot.domain import TestRun
+from acr_bot.errors import AcrError
+from acr_bot.verify.runners import narrow
+from acr_bot.verify.selection import DEFAULT_LIMIT, select_tests
+from acr_bot.verify.testresults import describe_counts
+
+SUITE_MARGIN = 1.1  # the full suite may take this much longer than at the baseline
+SUITE_SLACK_S = 60.0  # plus this, for copying the tree back, the PR and the memory push
+
+
+class OutOfTime(AcrError):
+    """The job's time left cannot fit a full-suite run: stop cleanly, memory saved."""
+
+
+@dataclass(frozen=True)
+class TierTime:
+    """One tier's run, for the job summary."""
+
+    name: str  # "named tests", "related tests", "full suite"
+    seconds: float
+    result: str  # "3 passed", "1 failed", "exit 4"
+
+
+@dataclass
+class Deadline:
+    """When the job must be done by (time.monotonic()); None: no limit."""
+
+    at: float | None = None
+    clock: Callable[[], float] = field(default=time.monotonic)
+
+    @classmethod
+    def in_minutes(cls, minutes: float | None) -> Deadline:
+        return cls(None if minutes is None else time.monotonic() + minutes * 60)
+
+    def left(self) -> float | None:
+        return None if self.at is None else self.at - self.clock()
+
+    def check_suite(self, suite_seconds: float) -> None:
+        """Raise OutOfTime when a full run (as long as the baseline's, plus margins) does not
+        fit in the time left."""
+        left = self.left()
+        need = suite_seconds * SUITE_MARGIN + SUITE_SLACK_S
+        if left is not None and left < need:
+            raise OutOfTime(
+                f"stopped before the full test suite: it took {_minutes(suite_seconds)} at the "
+                f"baseline and {_minutes(max(left, 0))} of the job's time limit is left "
+                "(time_limit_minutes); the attempts so far are saved in the memory")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One first-tier run to make."""
+
+    name: str
+    command: str
+    size: str  # what it runs, for the console: "2 named tests", "5 test modules"
+
+
+def first_tier(root: Path, paths: Sequence[str], code: Sequence[str], command: str,
+               named: Sequence[str] = (), limit: int = DEFAULT_LIMIT) -> list[Step]:
+    """The first-tier runs for a change to `code` (paths) in the tree at `root`."""
+    selection = select_tests(paths, code, lambda p: _read(root / p), named=named, limit=limit)
+    steps = []
+    if selection.named and (narrowed := narrow(command, selection.named)):
+        steps.append(Step("named tests", narrowed, _count(len(selection.named), "named test")))
+    if selection.modules and (narrowed := narrow(command, selection.modules)):
+        size = _count(len(selection.modules), "test module")
+        more = f" (+{selection.dropped} more left to the full suite)" if selection.dropped else ""
+        steps.append(Step("related tests", narrowed, f"{size} importing "
+                          f"{', '.join(selection.changed)}{more}"))
+    return steps
+
+
+def run_first_tier(steps: Sequence[Step], run: Callable[[str], TestRun],
+                   echo: Callable[[str], None] = lambda line: None,
+                   ) -> tuple[TestRun | None, str, tuple[TierTime, ...]]:
+    """Run `steps` in order; stop at the first with a failed test. Returns that run and the
+    rejection (or None and ""), and each run's time."""
+    times = []
+    for step in steps:
+        echo(f"  tier 1 ({step.name}): {step.size}")
+        result = run(step.command)
+        times.append(TierTime(step.name, result.seconds, _result(result)))
+        if problem := failed_in_tier(result):
+            return result, f"the {step.name} failed first ({step.size}): {problem}; the full " \
+                           "suite was not run", tuple(times)
+    return None, "", tuple(times)
+
+
+def failed_in_tier(run: TestRun) -> str | None:
+    """Why a first-tier run rejects: a test failed. Anything else (a timeout, a usage error,
+    nothing collected) is not held against the patch: the full suite decides."""
+    if run.timed_out:
+        return None
+    counts = run.counts
+    failed = len(run.failed_ids) or (counts.failed + counts.errors if counts else 0)
+    if not failed:
+        return None
+    names = ", ".join(sorted(run.failed_ids)[:5])
+    return f"{failed} failed" + (f": {names}" if names else "")
+
+
+def full_tier(run: TestRun) -> TierTime:
+    return TierTime("full suite", run.seconds, _result(run))
+
+
+def _result(run: TestRun) -> str:
+    if run.timed_out:
+        return "timed out"
+    if run.counts is not None and run.counts.ran + run.counts.skipped:
+        return describe_counts(run.counts)
+    return f"exit {run.exit_code}"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""

@@ -1,0 +1,114 @@
+"""The first tier: the tests that matter to a change, run for real, failing fast (verify/tiers.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from acr_bot.domain import TestCounts, TestRun
+from acr_bot.verify.process import run_command
+from acr_bot.verify.tiers import (
+    Deadline,
+    OutOfTime,
+    failed_in_tier,
+    first_tier,
+    run_first_tier,
+)
+
+ENV = {"PATH": os.environ["PATH"]}
+COMMAND = f"{sys.executable} -m pytest -q -p no:cacheprovider"
+
+PROJECT = {
+    "shop/__init__.py": "",
+    "shop/prices.py": "def price(x):\n    return x * 2\n",
+    "shop/labels.py": "def label(x):\n    return f'<{x}>'\n",
+    "tests/test_prices.py": "from shop.prices import price\n\n\ndef test_price():\n"
+                            "    assert price(2) == 4\n",
+    "tests/test_labels.py": "from shop import labels\n\n\ndef test_label():\n"
+                            "    assert labels.label(1) == '<1>'\n\n\ndef test_other():\n"
+                            "    assert True\n",
+    # Uses prices without importing it: only the full suite sees this test break.
+    "tests/test_indirect.py": "import importlib\n\n\ndef test_via_name():\n"
+                              "    mod = importlib.import_module('shop.' + 'prices')\n"
+                              "    assert mod.price(1) == 2\n",
+}
+
+
+def project(root: Path, **changes: str) -> list[str]:
+    for path, text in {**PROJECT, **changes}.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    return sorted(PROJECT)
+
+
+def runner(root: Path, ran: list[str]):
+    def run(command: str) -> TestRun:
+        ran.append(command)
+        return run_command(command, root, timeout=120, env=ENV, max_output=20_000)
+    return run
+
+
+def test_a_change_that_breaks_an_importing_test_is_rejected_by_the_first_tier(
+        tmp_path: Path) -> None:
+    paths = project(tmp_path, **{"shop/prices.py": "def price(x):\n    return x * 3\n"})
+    steps = first_tier(tmp_path, paths, ["shop/prices.py"], COMMAND)
+    assert [s.name for s in steps] == ["related tests"]
+    assert steps[0].command == f"{COMMAND} tests/test_prices.py"
+    ran: list[str] = []
+    run, reason, times = run_first_tier(steps, runner(tmp_path, ran))
+    assert run is not None and ran == [steps[0].command]
+    assert reason.startswith("the related tests failed first (1 test module importing "
+                             "shop.prices): 1 failed: tests.test_prices::test_price")
+    assert reason.endswith("the full suite was not run")
+    assert [(t.name, t.result) for t in times] == [("related tests", "1 failed")]
+
+
+def test_a_break_outside_the_selected_modules_passes_the_first_tier(tmp_path: Path) -> None:
+    """The first tier misses test_indirect (no import of shop.prices): it must not accept
+    anything, only let the full suite decide, and the full suite does fail."""
+    paths = project(tmp_path, **{"shop/prices.py": "def price(x):\n    return x * 2 + (x == 1)\n"})
+    steps = first_tier(tmp_path, paths, ["shop/prices.py"], COMMAND)
+    run, reason, times = run_first_tier(steps, runner(tmp_path, []))
+    assert run is None and reason == "" and times[0].result == "1 passed"
+    full = run_command(COMMAND, tmp_path, timeout=120, env=ENV, max_output=20_000)
+    assert full.exit_code == 1 and "test_via_name" in full.output
+
+
+def test_named_tests_run_before_the_related_modules(tmp_path: Path) -> None:
+    paths = project(tmp_path, **{"shop/labels.py": "def label(x):\n    return str(x)\n"})
+    steps = first_tier(tmp_path, paths, ["shop/labels.py"], COMMAND,
+                       named=["tests/test_labels.py::test_other"])
+    assert [s.name for s in steps] == ["named tests", "related tests"]
+    ran: list[str] = []
+    run, reason, times = run_first_tier(steps, runner(tmp_path, ran))
+    assert len(ran) == 2 and [t.result for t in times] == ["1 passed", "1 passed, 1 failed"]
+    assert run is not None and "tests.test_labels::test_label" in reason
+
+
+def test_no_first_tier_for_a_command_that_cannot_be_narrowed_or_no_importer(
+        tmp_path: Path) -> None:
+    paths = project(tmp_path)
+    assert first_tier(tmp_path, paths, ["shop/prices.py"], "make test") == []
+    assert first_tier(tmp_path, paths, ["README.md"], COMMAND) == []
+
+
+def test_only_failed_tests_reject_in_a_first_tier() -> None:
+    assert failed_in_tier(TestRun("x", 4, 1.0, "usage error")) is None
+    assert failed_in_tier(TestRun("x", None, 60.0, "killed")) is None
+    assert failed_in_tier(TestRun("x", 1, 1.0, "", TestCounts(1, 0, 0, 1))) == "1 failed"
+    assert failed_in_tier(TestRun("x", 1, 1.0, "", TestCounts(0, 1, 0, 0),
+                                  failed_ids=frozenset({"t::a"}))) == "1 failed: t::a"
+
+
+def test_a_deadline_stops_before_a_full_suite_that_cannot_fit() -> None:
+    now = [1000.0]
+    deadline = Deadline(at=1000.0 + 600, clock=lambda: now[0])
+    deadline.check_suite(400)  # 400 * 1.1 + 60 = 500 s fits in 600
+    now[0] += 200
+    with pytest.raises(OutOfTime, match=r"took 6.7 min at the baseline and 6.7 min"):
+        deadline.check_suite(400)
+    Deadline().check_suite(10 ** 6)  # no limit
+    assert Deadline.in_minutes(None).left() is None
