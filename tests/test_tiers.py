@@ -10,6 +10,7 @@ import pytest
 
 from acr_bot.domain import TestCounts, TestRun
 from acr_bot.verify.process import run_command
+from acr_bot.verify.testresults import parse_unittest
 from acr_bot.verify.tiers import (
     Deadline,
     OutOfTime,
@@ -112,3 +113,23 @@ def test_a_deadline_stops_before_a_full_suite_that_cannot_fit() -> None:
         deadline.check_suite(400)
     Deadline().check_suite(10 ** 6)  # no limit
     assert Deadline.in_minutes(None).left() is None
+
+
+def test_a_first_tier_reads_unittest_and_django_summaries(tmp_path: Path) -> None:
+    """Django's runtests.py reports like unittest: the counts are read from a real run."""
+    (tmp_path / "test_u.py").write_text(
+        "import unittest\n\n\nclass T(unittest.TestCase):\n"
+        "    def test_ok(self):\n        pass\n\n"
+        "    def test_bad(self):\n        self.assertEqual(1, 2)\n\n"
+        "    def test_error(self):\n        raise KeyError\n\n"
+        "    @unittest.skip('no')\n    def test_skip(self):\n        pass\n\n"
+        "    @unittest.expectedFailure\n    def test_xfail(self):\n        self.fail()\n")
+    run = run_command(f"{sys.executable} -m unittest test_u", tmp_path, timeout=60, env=ENV,
+                      max_output=20_000)
+    assert "FAILED (failures=1, errors=1, skipped=1, expected failures=1)" in run.output
+    assert run.counts is None  # the verdict judges unittest runs by the exit code
+    counted = parse_unittest(run.output)
+    assert counted is not None and counted.counts == TestCounts(2, 1, 1, 1)
+    assert failed_in_tier(run) == "2 failed"
+    ok = parse_unittest("Ran 3 tests in 0.1s\n\nOK (skipped=1)\n")
+    assert ok is not None and ok.counts == TestCounts(passed=2, skipped=1)

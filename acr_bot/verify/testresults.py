@@ -217,6 +217,25 @@ def parse_mocha(text: str) -> Results | None:
     return Results(_tally(items, kinds))
 
 
+_UNITTEST_RAN = re.compile(
+    r"^Ran (\d+) tests? in [\d.]+s[ \t]*\n\s*\n(OK|FAILED)\b(?: \(([^)\n]*)\))?", re.MULTILINE)
+_UNITTEST_KINDS = {"failures": "failed", "errors": "errors", "skipped": "skipped"}
+
+
+def parse_unittest(text: str) -> Results | None:
+    """Counts from unittest's "Ran 12 tests in 0.5s" and "FAILED (failures=1, skipped=2)"
+    (Django's runtests.py too). Not one of parse_output's formats (the verdict judges unittest
+    runs by their exit code): the first tier reads it to see that a test failed."""
+    runs = list(_UNITTEST_RAN.finditer(text))
+    if not runs:
+        return None
+    last = runs[-1]
+    details = [(n, w) for w, n in re.findall(r"([a-z][a-z ]*)=(\d+)", last[3] or "")]
+    counts = _tally(details, _UNITTEST_KINDS)
+    passed = max(int(last[1]) - counts.failed - counts.errors - counts.skipped, 0)
+    return Results(TestCounts(passed, counts.failed, counts.skipped, counts.errors))
+
+
 _PARSERS: tuple[Callable[[str], Results | None], ...] = (
     parse_pytest,
     parse_go,

@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from acr_bot.domain import TestRun
+from acr_bot.domain import TestCounts, TestRun
 from acr_bot.errors import AcrError
 from acr_bot.verify.runners import narrow
 from acr_bot.verify.selection import DEFAULT_LIMIT, select_tests
-from acr_bot.verify.testresults import describe_counts
+from acr_bot.verify.testresults import describe_counts, parse_unittest
 
 SUITE_MARGIN = 1.1  # the full suite may take this much longer than at the baseline
 SUITE_SLACK_S = 60.0  # plus this, for copying the tree back, the PR and the memory push
@@ -112,12 +112,17 @@ def failed_in_tier(run: TestRun) -> str | None:
     nothing collected) is not held against the patch: the full suite decides."""
     if run.timed_out:
         return None
-    counts = run.counts
+    counts = run.counts or _unittest_counts(run.output)
     failed = len(run.failed_ids) or (counts.failed + counts.errors if counts else 0)
     if not failed:
         return None
     names = ", ".join(sorted(run.failed_ids)[:5])
     return f"{failed} failed" + (f": {names}" if names else "")
+
+
+def _unittest_counts(output: str) -> TestCounts | None:
+    results = parse_unittest(output)
+    return results.counts if results else None
 
 
 def full_tier(run: TestRun) -> TierTime:
@@ -127,8 +132,9 @@ def full_tier(run: TestRun) -> TierTime:
 def _result(run: TestRun) -> str:
     if run.timed_out:
         return "timed out"
-    if run.counts is not None and run.counts.ran + run.counts.skipped:
-        return describe_counts(run.counts)
+    counts = run.counts or _unittest_counts(run.output)
+    if counts is not None and counts.ran + counts.skipped:
+        return describe_counts(counts)
     return f"exit {run.exit_code}"
 
 
