@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -333,7 +334,39 @@ def load_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read it as YAML: {exc}") from None
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (a copied `run:` script) as `|` blocks, readable as written."""
+
+
+_Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", text, style="|" if "\n" in text.strip() else None))
+
+
 def dump_yaml(data: Any) -> str:
     """Block-style YAML, keys in the given order, long lines kept whole."""
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=1000,
-                          allow_unicode=True)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     width=1000, allow_unicode=True)
+
+
+class _WorkflowLoader(yaml.SafeLoader):
+    """YAML as GitHub reads workflows (1.2 core): only true/false are booleans.
+
+    PyYAML follows YAML 1.1, where `on`, `yes`, `off` are booleans too: the trigger key `on`
+    would become True and `GO111MODULE: on` would be copied as `true`.
+    """
+
+
+_WorkflowLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_WorkflowLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+
+
+def load_workflow(path: Path) -> Any:
+    """A GitHub workflow file's data (YAML 1.2 booleans); a bad file is a ConfigError."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_WorkflowLoader)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read it as YAML: {exc}") from None

@@ -1,29 +1,34 @@
 """`acr-bot init`: set a repository up the way a user would by hand.
 
-Detects the language and the test command, takes the set-up steps from the repository's own
-CI workflow (the steps before the one that runs the tests; the job's env and services too),
-or uses the usual ones for the language when there is no CI, and writes
-`.github/workflows/acr-bot.yml` (every trigger in one workflow) and `.github/acr-bot.yml`.
-Never overwrites without `force`. Returns what is left for the user to do.
+Reads the repository's CI (acr_bot/ci/): the job that runs the tests, one matrix entry of it,
+its set-up steps and its test command; or, without CI, the usual set-up for the language. Writes
+`.github/workflows/acr-bot.yml` (every trigger in one workflow; `workflow_run` names the
+workflows whose jobs run the tests) and `.github/acr-bot.yml`, never overwriting without
+`force`, and checks the workflow with actionlint when it is installed. Every choice comes with
+its reason (`why`), and what init could only assume is said in one line.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from acr_bot.config import CONFIG_FILE, DEFAULT_MODELS, dump_yaml, load_yaml
+from acr_bot.ci.choose import Candidate, Pick, candidates, job_id, pick
+from acr_bot.ci.copy import copy
+from acr_bot.ci.workflows import Workflow, job_sources, read_workflows
+from acr_bot.config import CONFIG_FILE, DEFAULT_MODELS, dump_yaml
 from acr_bot.errors import ConfigError
 from acr_bot.verify.local import detect_test_command
 
 WORKFLOW_FILE = ".github/workflows/acr-bot.yml"
 ACTION = "acr-bot/acr-bot@v1"
-# The command that runs the tests in a CI step (the set-up steps are the ones before it).
-TEST_STEP = re.compile(r"\b(pytest|tox|nox|unittest|npm (run )?test|yarn test|pnpm test|"
-                       r"go test|cargo test|make test|mvn test|gradle test)\b")
 DEFAULT_SETUP: dict[str, list[dict[str, Any]]] = {
     "python": [{"uses": "actions/setup-python@v5", "with": {"python-version": "3.12"}},
                {"run": "pip install -e '.[test]' || pip install -e ."}],
@@ -37,6 +42,9 @@ KEYS = (("claude", "ANTHROPIC_API_KEY"), ("anthropic/", "ANTHROPIC_API_KEY"),
         ("deepseek", "DEEPSEEK_API_KEY"), ("groq/", "GROQ_API_KEY"),
         ("gpt-", "OPENAI_API_KEY"), ("openai/", "OPENAI_API_KEY"), ("o1", "OPENAI_API_KEY"),
         ("o3", "OPENAI_API_KEY"), ("o4", "OPENAI_API_KEY"))
+# actionlint's checks of the workflow itself; the copied scripts are the repository's own code,
+# which its CI already runs, so shellcheck and pyflakes findings in them are not init's to fix.
+ACTIONLINT = ("-no-color", "-oneline", "-shellcheck=", "-pyflakes=")
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,16 @@ class Setup:
     ci_workflows: list[str] = field(default_factory=list)  # names, for workflow_run
     job_env: dict[str, Any] = field(default_factory=dict)
     services: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    container: Any = None
+    runs_on: str = "ubuntu-latest"
+    checkout: dict[str, Any] = field(default_factory=dict)
+    why: list[str] = field(default_factory=list)  # one line per choice, with its reason
+    notes: list[str] = field(default_factory=list)  # what was left out of the copy, and why
+    assumed: str | None = None  # one line when init could not tell
+    jobs: list[str] = field(default_factory=list)  # the jobs --job can name, best first
+    entry: dict[str, Any] = field(default_factory=dict)  # the matrix entry copied
+    ci_files: int = 0  # workflow files read
 
 
 def detect_language(root: Path) -> str:
@@ -61,74 +79,65 @@ def detect_language(root: Path) -> str:
     return "unknown"
 
 
-def detect(root: Path) -> Setup:
+def detect(root: Path, job: str | None = None) -> Setup:
+    """The set-up init would write; `job` (`file:job` or `job`) overrides the choice."""
     language = detect_language(root)
+    workflows, unreadable = read_workflows(root, skip=Path(WORKFLOW_FILE).name)
+    found = candidates(job_sources(workflows), language)
+    chosen = pick(found, language, job)
+    if job and chosen.best is None:
+        raise ConfigError(f"--job {job}: no job of that name runs tests (jobs that do: "
+                          f"{', '.join(job_id(c) for c in found) or 'none'})")
+    if chosen.best is None:
+        return _defaults(root, language, workflows, unreadable)
+    return _from_ci(language, chosen, workflows, unreadable)
+
+
+def _defaults(root: Path, language: str, workflows: list[Workflow], unreadable: list[str]
+              ) -> Setup:
     test_command = detect_test_command(root)
     if language == "python" and test_command is None:
         test_command = "python -m pytest -q"
-    workflows = _ci_workflows(root)
-    names = [str(data.get("name") or path.stem) for path, data in workflows]
-    for path, data in workflows:
-        for job_id, job in (data.get("jobs") or {}).items():
-            found = _setup_steps(job)
-            if found is not None:
-                steps, ci_command = found
-                return Setup(language, ci_command or test_command, steps,
-                             f"{path.name}: job {job_id}", names,
-                             dict(job.get("env") or {}), dict(job.get("services") or {}))
+    why = [f"set-up: the usual steps for {language}"
+           + (" (no job of the CI workflows runs a test runner init knows)" if workflows
+              else " (no CI workflow found)"),
+           f"test command: {test_command or 'none detected'} (from the repository's files)"]
     return Setup(language, test_command, [dict(s) for s in DEFAULT_SETUP.get(language, [])],
-                 f"defaults for {language}", names)
+                 f"defaults for {language}", [], why=why,
+                 notes=[f"skipped {line}" for line in unreadable], ci_files=len(workflows))
 
 
-def _ci_workflows(root: Path) -> list[tuple[Path, dict[str, Any]]]:
-    folder = root / ".github" / "workflows"
-    found = []
-    for path in sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]):
-        if path.name == Path(WORKFLOW_FILE).name:
-            continue
-        try:
-            data = load_yaml(path)
-        except ConfigError:
-            continue  # a broken workflow is not a source of set-up steps
-        if isinstance(data, dict) and isinstance(data.get("jobs"), dict):
-            found.append((path, data))
-    return found
+def _from_ci(language: str, chosen: Pick, workflows: list[Workflow], unreadable: list[str]
+             ) -> Setup:
+    best = chosen.best
+    assert best is not None
+    copied = copy(best)
+    triggers = _trigger_workflows(best, chosen.others, workflows)
+    others = ", ".join(c.label for c in chosen.others[:3]) or "none"
+    runner = best.script.runner or f"a step named {best.test.name!r}"
+    linux = " on Linux" if copied.runs_on == best.job.runs_on else ""
+    kind = "" if best.script.family == "generic" else f"{best.script.family} "
+    why = [f"job: {best.label}: runs {runner}{linux} (other jobs that run tests: {others})",
+           best.choice.reason,
+           f"test command: from step {best.test.name.splitlines()[0]!r}",
+           f"set-up: the {len(copied.steps)} step(s) before it"
+           + (", less the ones below" if copied.notes else ""),
+           f"workflow_run: {', '.join(triggers)} (the workflows whose jobs run {kind}tests)"]
+    return Setup(language, copied.test_command, copied.steps, best.label, triggers,
+                 copied.env, copied.services, copied.defaults, copied.container,
+                 copied.runs_on, copied.checkout, why,
+                 copied.notes + [f"skipped {line}" for line in unreadable], chosen.assumed,
+                 [job_id(best), *(job_id(c) for c in chosen.others)], dict(best.choice.entry),
+                 len(workflows))
 
 
-def _setup_steps(job: Any) -> tuple[list[dict[str, Any]], str | None] | None:
-    """The steps before the job's test step, without checkout, and the test step's command
-    when it is one line; None if no step runs tests."""
-    if not isinstance(job, Mapping) or not isinstance(job.get("steps"), list):
-        return None
-    steps = [s for s in job["steps"] if isinstance(s, Mapping)]
-    index = next((i for i, s in enumerate(steps) if TEST_STEP.search(str(s.get("run", "")))),
-                 None)
-    if index is None:
-        return None
-    matrix = _first_matrix_values(job)
-    command = str(_unmatrix(steps[index]["run"], matrix)).strip()
-    return ([_unmatrix(dict(s), matrix) for s in steps[:index]
-             if not str(s.get("uses", "")).startswith("actions/checkout@")],
-            command if "\n" not in command and "${{" not in command else None)
-
-
-def _first_matrix_values(job: Mapping[str, Any]) -> dict[str, str]:
-    """One combination of the job's matrix: the bot runs once, not per combination."""
-    matrix = (job.get("strategy") or {}).get("matrix") or {}
-    if not isinstance(matrix, Mapping):
-        return {}
-    return {str(k): str(v[0]) for k, v in matrix.items() if isinstance(v, list) and v}
-
-
-def _unmatrix(value: Any, matrix: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        return re.sub(r"\$\{\{\s*matrix\.([\w-]+)\s*\}\}",
-                      lambda m: matrix.get(m.group(1), m.group(0)), value)
-    if isinstance(value, dict):
-        return {k: _unmatrix(v, matrix) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unmatrix(v, matrix) for v in value]
-    return value
+def _trigger_workflows(best: Candidate, others: list[Candidate], workflows: list[Workflow]
+                       ) -> list[str]:
+    """The workflows with a job that runs tests of the chosen job's kind, in file order."""
+    family = best.script.family
+    kin = {c.job.source.workflow.name for c in [best, *others]
+           if family == "generic" or c.script.family in (family, "generic")}
+    return [w.name for w in workflows if w.name in kin]
 
 
 def secrets_for(models: Sequence[str]) -> list[str]:
@@ -149,7 +158,7 @@ HEADER = """\
 # your tests pass. It runs on this job's runner after the set-up steps below ({source}), so
 # the tests run with the same toolchains and services as your CI.
 # Written by `acr-bot init`; the settings are in .github/acr-bot.yml.
-name: acr-bot
+{notes}name: acr-bot
 
 on:
   issues:
@@ -184,7 +193,7 @@ CONDITION = (
 def workflow_text(setup: Setup, models: Sequence[str], label: str = "acr:fix",
                   prefix: str = "/acr") -> str:
     checkout = {"uses": "actions/checkout@v4",
-                "with": {"fetch-depth": 0, "persist-credentials": False}}
+                "with": {"fetch-depth": 0, "persist-credentials": False, **setup.checkout}}
     bot = {"id": "acr", "uses": ACTION,
            "with": {"github-token": "${{ secrets.ACR_BOT_TOKEN || github.token }}",
                     "models": ",".join(models)},
@@ -192,15 +201,19 @@ def workflow_text(setup: Setup, models: Sequence[str], label: str = "acr:fix",
     if not bot["env"]:
         del bot["env"]
     job: dict[str, Any] = {"if": CONDITION.format(label=label, prefix=prefix),
-                           "runs-on": "ubuntu-latest", "timeout-minutes": 45}
-    if setup.job_env:
-        job["env"] = setup.job_env
-    if setup.services:
-        job["services"] = setup.services
+                           "runs-on": setup.runs_on, "timeout-minutes": 45}
+    for key, value in (("container", setup.container), ("defaults", setup.defaults and
+                                                        {"run": setup.defaults}),
+                       ("env", setup.job_env), ("services", setup.services)):
+        if value:
+            job[key] = value
     job["steps"] = [checkout, *setup.steps, bot]
     workflows = "[" + ", ".join(f'"{n}"' for n in setup.ci_workflows or ["CI"]) + "]"
+    # What init changed or left out of the copied job, where a reader of the job looks.
+    notes = "".join(f"# init: {note}\n" for note in setup.notes
+                    if not note.startswith(("the test", "left out the test")))
     header = HEADER.format(label=label, prefix=prefix, source=setup.source,
-                           workflows=workflows)
+                           workflows=workflows, notes=notes)
     return header + dump_yaml({"jobs": {"acr-bot": job}})
 
 
@@ -212,13 +225,19 @@ def settings_text(setup: Setup, models: Sequence[str]) -> str:
             + dump_yaml(data))
 
 
-def init(root: Path, models: Sequence[str] = DEFAULT_MODELS, force: bool = False
-         ) -> tuple[Setup, list[Path], list[str]]:
+def plan(root: Path, models: Sequence[str] = DEFAULT_MODELS, job: str | None = None
+         ) -> tuple[Setup, dict[Path, str]]:
+    """What init would write, without writing it."""
+    setup = detect(root, job)
+    return setup, {root / WORKFLOW_FILE: workflow_text(setup, models),
+                   root / CONFIG_FILE: settings_text(setup, models)}
+
+
+def init(root: Path, models: Sequence[str] = DEFAULT_MODELS, force: bool = False,
+         job: str | None = None) -> tuple[Setup, list[Path], list[str]]:
     """Write the workflow and the settings file; returns (what was detected, the files
     written, what is left to do). Nothing is written if either file exists without force."""
-    setup = detect(root)
-    files = {root / WORKFLOW_FILE: workflow_text(setup, models),
-             root / CONFIG_FILE: settings_text(setup, models)}
+    setup, files = plan(root, models, job)
     existing = [str(p.relative_to(root)) for p in files if p.exists()]
     if existing and not force:
         raise ConfigError(f"{', '.join(existing)} already exist(s); nothing was written "
@@ -226,13 +245,13 @@ def init(root: Path, models: Sequence[str] = DEFAULT_MODELS, force: bool = False
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    return setup, list(files), _todo(setup, models)
+    return setup, list(files), todo(setup, models)
 
 
-def _todo(setup: Setup, models: Sequence[str]) -> list[str]:
-    todo = [f"add the repository secret {key} (Settings > Secrets and variables > Actions)"
-            for key in secrets_for(models)]
-    todo += [
+def todo(setup: Setup, models: Sequence[str]) -> list[str]:
+    items = [f"add the repository secret {key} (Settings > Secrets and variables > Actions)"
+             for key in secrets_for(models)]
+    items += [
         "allow Actions to open pull requests: Settings > Actions > General > Workflow "
         "permissions > 'Allow GitHub Actions to create and approve pull requests'",
         "optional: a secret ACR_BOT_TOKEN (a fine-grained PAT or GitHub App token) so the "
@@ -240,8 +259,34 @@ def _todo(setup: Setup, models: Sequence[str]) -> list[str]:
         "create the label acr:fix, then commit and push the two files",
     ]
     if setup.test_command is None:
-        todo.insert(0, f"set test_command in {CONFIG_FILE}: no test command was detected")
+        items.insert(0, f"set test_command in {CONFIG_FILE}: no test command was detected")
     if not setup.ci_workflows:
-        todo.append(f"name your CI workflow under workflow_run.workflows in {WORKFLOW_FILE} "
-                    "(no CI workflow found; \"CI\" assumed)")
-    return todo
+        why = ("no job of your CI workflows runs a test runner init knows" if setup.ci_files
+               else "no CI workflow found")
+        items.append(f"name your CI workflow under workflow_run.workflows in {WORKFLOW_FILE} "
+                     f"({why}; \"CI\" assumed)")
+    return items
+
+
+def actionlint() -> str | None:
+    """The actionlint binary: this interpreter's scripts folder (a venv), then PATH."""
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        candidate = Path(folder) / "actionlint"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which("actionlint")
+
+
+def lint(root: Path, text: str) -> list[str] | None:
+    """actionlint's findings on the workflow text (none: []); None when it is not installed.
+    It runs from the repository so that local actions (`uses: ./...`) are found."""
+    binary = actionlint()
+    if binary is None:
+        return None
+    done = subprocess.run([binary, *ACTIONLINT, "-stdin-filename", WORKFLOW_FILE, "-"],
+                          input=text, cwd=root, capture_output=True, text=True, timeout=120,
+                          check=False)
+    if done.returncode not in (0, 1):
+        return [f"actionlint could not run: {(done.stderr or done.stdout).strip()[:200]}"]
+    return [line for line in done.stdout.splitlines() if line.strip() and ":" in line
+            and not line.startswith(" ")]

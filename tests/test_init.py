@@ -77,8 +77,8 @@ def test_the_set_up_steps_come_from_the_repositorys_ci(make_repo) -> None:
     steps = job["steps"]
     assert steps[0]["uses"] == "actions/checkout@v4"
     assert steps[0]["with"] == {"fetch-depth": 0, "persist-credentials": False}
-    # the CI's set-up steps, in order, with one matrix combination; not its test step
-    assert steps[1] == {"uses": "actions/setup-python@v5", "with": {"python-version": "3.9"}}
+    # the CI's set-up steps, in order, for the newest Python of the matrix; not its test step
+    assert steps[1] == {"uses": "actions/setup-python@v5", "with": {"python-version": "3.12"}}
     assert [s.get("run") for s in steps[2:4]] == ["sudo apt-get install -y libpq-dev",
                                                   "pip install -e '.[test]'"]
     assert steps[4]["uses"] == "acr-bot/acr-bot@v1" and len(steps) == 5

@@ -1,0 +1,1 @@
+"""Reading a repository's own CI (GitHub Actions workflows) for `acr-bot init`."""
