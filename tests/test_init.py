@@ -16,7 +16,8 @@ from test_lint import load, run, tool
 from acr_bot.cli import cli
 from acr_bot.config import load_settings
 from acr_bot.errors import ConfigError
-from acr_bot.init import WORKFLOW_FILE, detect, init
+from acr_bot.init import WORKFLOW_FILE, detect, init, lint, workflow_text
+from acr_bot.verify.local import detect_test_command
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "workflows"
 CI = """\
@@ -148,3 +149,128 @@ def test_a_broken_ci_workflow_is_skipped_not_fatal(make_repo) -> None:
     setup = detect(repo)
     assert setup.source == "defaults for go"
     assert yaml.safe_load((DOCS / "go.yml").read_text())["jobs"]
+
+
+# --- choosing, saying why, asking -------------------------------------------------------------
+
+RELEASE_FIRST = {  # a release workflow sorts first and runs tox too; a lint job runs pytest
+    ".github/workflows/a-release.yml": """\
+name: release
+on: {push: {tags: ['*']}}
+jobs:
+  notes:
+    runs-on: ubuntu-latest
+    steps:
+      - run: pip install tox
+      - run: tox -e generate-release-notes
+""",
+    ".github/workflows/checks.yml": """\
+name: Checks
+on: [push, pull_request]
+jobs:
+  spelling:
+    runs-on: ubuntu-latest
+    steps:
+      - run: pytest tests/ -k spelling
+  unit:
+    runs-on: ubuntu-latest
+    strategy:
+      matrix:
+        python: ['3.11', '3.13', '3.14-dev']
+        os: [ubuntu-latest, windows-latest]
+    steps:
+      - uses: actions/setup-python@v5
+        with: {python-version: '${{ matrix.python }}'}
+      - run: pip install -e . tox
+      - run: tox run
+        env:
+          TOX_ENV: py${{ matrix.python }}
+""",
+}
+
+
+def test_dry_run_prints_both_files_and_why_and_writes_nothing(make_repo) -> None:
+    repo = make_repo({**SAMPLES["python"], **RELEASE_FIRST})
+
+    result = CliRunner().invoke(cli, ["init", "--repo", str(repo), "--dry-run"])
+
+    assert result.exit_code == 0, result.output
+    assert not (repo / WORKFLOW_FILE).exists() and not (repo / ".github/acr-bot.yml").exists()
+    out = result.output
+    assert "job: checks.yml: job unit: runs tox on Linux" in out
+    assert "matrix entry {python: 3.13, os: ubuntu-latest}" in out and "newest CPython" in out
+    assert "test command: TOX_ENV=py3.13 tox run" in out  # the step's env is kept
+    assert "--- .github/workflows/acr-bot.yml (not written: --dry-run) ---" in out
+    assert "--- .github/acr-bot.yml (not written: --dry-run) ---" in out
+    assert 'workflows: ["Checks"]' in out  # not the release workflow
+    assert "python-version: '3.13'" in out and "matrix." not in out.split("---", 1)[1]
+    assert "actionlint: no problems" in out or "actionlint: not installed" in out
+
+
+def test_job_option_picks_another_job_and_a_wrong_name_is_one_line(make_repo) -> None:
+    repo = make_repo({**SAMPLES["python"], **CI_TWO_JOBS})
+
+    setup = detect(repo, job="ci.yml:other")
+    assert setup.source == "ci.yml: job other" and setup.test_command == "pytest -q tests/b"
+
+    result = CliRunner().invoke(cli, ["init", "--repo", str(repo), "--job", "ci.yml:nope"])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "--job ci.yml:nope" in result.output
+    assert "ci.yml:first" in result.output  # the names it could have been
+
+
+CI_TWO_JOBS = {".github/workflows/ci.yml": """\
+name: CI
+on: [push]
+jobs:
+  first:
+    runs-on: ubuntu-latest
+    steps:
+      - run: pytest -q tests/a
+  other:
+    runs-on: ubuntu-latest
+    steps:
+      - run: pytest -q tests/b
+"""}
+
+
+def test_a_tie_is_said_in_one_line_or_asked_on_a_terminal(make_repo, monkeypatch) -> None:
+    repo = make_repo({**SAMPLES["python"], **CI_TWO_JOBS})
+
+    setup = detect(repo)
+    assert setup.assumed and setup.assumed.count("\n") == 0
+    assert "ci.yml: job first" in setup.assumed and "--job" in setup.assumed
+    result = CliRunner().invoke(cli, ["init", "--repo", str(repo), "--dry-run"])
+    assert setup.assumed in result.output and "Which job" not in result.output
+
+    monkeypatch.setattr("acr_bot.cli._interactive", lambda: True)
+    result = CliRunner().invoke(cli, ["init", "--repo", str(repo), "--dry-run"], input="2\n")
+    assert result.exit_code == 0, result.output
+    assert "1. ci.yml:first" in result.output and "2. ci.yml:other" in result.output
+    assert "test command: pytest -q tests/b" in result.output
+
+
+def test_init_runs_actionlint_and_reports_what_it_finds(make_repo, monkeypatch) -> None:
+    tool("actionlint")  # skips loudly (or fails under ACR_REQUIRE_LINTERS=1) when missing
+    repo = make_repo(SAMPLES["go"])
+    assert lint(repo, workflow_text(detect(repo), ["gpt-5-mini"])) == []
+    broken = "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n" \
+             "      - run: echo ${{ matrix.python }}\n"
+    problems = lint(repo, broken)
+    assert problems and 'property "python" is not defined' in problems[0]  # flask's bug
+    monkeypatch.setattr("acr_bot.init.actionlint", lambda: None)
+    assert lint(repo, broken) is None
+    result = CliRunner().invoke(cli, ["init", "--repo", str(repo)])
+    assert "actionlint: not installed" in result.output
+
+
+def test_root_level_test_files_are_a_pytest_project(make_repo) -> None:
+    """A small project keeps test_*.py next to its code: init and fix both find pytest."""
+    repo = make_repo({"calc.py": "def add(a, b):\n    return a + b\n",
+                      "test_calc.py": "from calc import add\n\ndef test_add():\n"
+                                      "    assert add(1, 2) == 3\n"})
+    assert detect_test_command(repo) == "python -m pytest -q"
+    assert detect(repo).test_command == "python -m pytest -q"
+    other = make_repo({"calc.py": "", "helpers.py": "", "calc_test.py": ""})
+    assert detect_test_command(other) == "python -m pytest -q"
+    assert detect_test_command(make_repo({"calc.py": "", "testing.py": ""})) is None

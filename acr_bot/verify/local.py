@@ -104,7 +104,18 @@ def _uses_pytest(root: Path) -> bool:
         return True
     if any(pattern.search(_read(root / name)) for name, pattern in _PYTEST_CONFIGS):
         return True
-    return any(_has_python_tests(root / folder) for folder in ("tests", "test"))
+    return any(_has_python_tests(root / folder) for folder in ("tests", "test")) or (
+        _root_tests(root))
+
+
+def _root_tests(root: Path) -> bool:
+    """Whether test_*.py or *_test.py files sit at the top of the repository (a small
+    project's layout: pytest collects them there too)."""
+    try:
+        return any(p.name.startswith("test_") or p.name.endswith("_test.py")
+                   for p in root.glob("*.py") if p.is_file())
+    except OSError:
+        return False
 
 
 def _has_python_tests(folder: Path) -> bool:
