@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from acr_bot.ci.commands import is_check, read_script
-from acr_bot.ci.expressions import evaluate, parse
+from acr_bot.ci.expressions import Partial, evaluate, parse
 from acr_bot.ci.matrix import choose, combinations, is_variant
 from acr_bot.ci.resolve import resolve, resolve_condition, shell_form
 
@@ -44,6 +44,9 @@ def test_what_only_the_runner_knows_is_kept_with_the_known_parts_bound() -> None
     assert resolve("${{ needs.build.outputs.key }}", known).needs == {"needs"}
     assert resolve("${{ matrix.go }}", known).value == 18  # a whole expression keeps its type
     assert resolve_condition("! matrix.use_coverage", {"matrix": {}}).value is True
+    linux = {"runner": Partial({"os": "Linux"})}  # the generated job runs on Linux
+    assert resolve_condition("runner.os == 'Windows'", linux).value is False  # vite, pip
+    assert resolve("${{ runner.temp }}/x", linux).value == "${{ runner.temp }}/x"
 
 
 def test_a_test_command_gets_shell_variables_for_what_actions_would_fill_in() -> None:

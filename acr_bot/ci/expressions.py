@@ -22,6 +22,11 @@ TOKEN = re.compile(r"""\s*(?:
   | (?P<name>[A-Za-z_][\w-]*)
 )""", re.VERBOSE)
 
+class Partial(dict):  # type: ignore[type-arg]
+    """A context of which only some properties are known: a missing one is Unknown, not null
+    (the generated job runs on Linux, so `runner.os` is known; `runner.temp` is not)."""
+
+
 class ExpressionError(ValueError):
     """The text is not an expression this module can read."""
 
@@ -170,6 +175,8 @@ def _index(node: Node, contexts: Mapping[str, Any]) -> Any:
     key = node.value if len(node.args) == 1 else evaluate(node.args[1], contexts)
     if isinstance(base, Mapping):
         lowered = {str(k).lower(): v for k, v in base.items()}
+        if isinstance(base, Partial) and str(key).lower() not in lowered:
+            raise Unknown(str(key))
         return lowered.get(str(key).lower())
     if isinstance(base, list) and isinstance(key, (int, float)) and 0 <= key < len(base):
         return base[int(key)]

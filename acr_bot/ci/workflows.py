@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from acr_bot.ci.expressions import ExpressionError
+from acr_bot.ci.expressions import ExpressionError, Partial
 from acr_bot.ci.resolve import Resolved, resolve, resolve_condition
 from acr_bot.config import load_workflow
 from acr_bot.errors import ConfigError
@@ -140,8 +140,9 @@ def job_sources(workflows: list[Workflow]) -> list[JobSource]:
 
 
 def contexts(source: JobSource, entry: Mapping[str, Any]) -> dict[str, Any]:
-    """What the generated job cannot know at run time: the matrix entry, a call's inputs."""
-    known: dict[str, Any] = {"matrix": dict(entry)}
+    """What init knows and the generated job cannot: the matrix entry, a call's inputs; and
+    that the generated job runs on Linux (`runner.os`)."""
+    known: dict[str, Any] = {"matrix": dict(entry), "runner": Partial({"os": "Linux"})}
     if source.caller is not None:
         declared = ((source.defined_in.data.get("on") or {}).get("workflow_call") or {}
                     ) if isinstance(source.defined_in.data.get("on"), Mapping) else {}
