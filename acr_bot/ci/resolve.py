@@ -21,6 +21,7 @@ from acr_bot.ci.expressions import (
     EXPRESSION,
     ExpressionError,
     Node,
+    Partial,
     Unknown,
     evaluate,
     parse,
@@ -37,7 +38,9 @@ PRECEDENCE = {"||": 1, "&&": 2, "==": 3, "!=": 3, "<": 4, "<=": 4, ">": 4, ">=":
 def bind(node: Node, contexts: Mapping[str, Any]) -> Node:
     """`node` with every part that `contexts` decides replaced by its value."""
     try:
-        return Node("literal", evaluate(node, contexts))
+        result = evaluate(node, contexts)
+        if not isinstance(result, Partial):  # `runner` itself stays a reference
+            return Node("literal", result)
     except Unknown:
         pass
     if node.kind == "index" and node.value is None:
