@@ -124,3 +124,15 @@ def test_installs_and_checks_are_not_tests() -> None:
     assert is_check("Check types", "hatch run types:check")
     assert is_check("", "cargo fmt --all --check") and is_check("", "python -m pyright src")
     assert not is_check("Run tests", "make test")
+
+
+def test_a_workflow_that_runs_on_tags_only_is_a_release() -> None:
+    from pathlib import Path
+
+    from acr_bot.ci.workflows import Workflow
+
+    release = Workflow(Path("r.yml"), {"on": {"push": {"tags": ["v*"]}}, "jobs": {}})
+    ci = Workflow(Path("c.yml"), {"on": {"push": {"branches": ["main"], "tags": ["v*"]}},
+                                  "jobs": {}})
+    assert "push" not in release.triggers and "push" in ci.triggers
+    assert Workflow(Path("x.yml"), {"on": "push", "jobs": {}}).triggers == {"push"}

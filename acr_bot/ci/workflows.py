@@ -31,10 +31,15 @@ class Workflow:
 
     @property
     def triggers(self) -> set[str]:
+        """Its events; a push of tags only (a release) is not counted as a push."""
         on = self.data.get("on")
         if isinstance(on, str):
             return {on}
-        return {str(e) for e in on} if isinstance(on, (list, Mapping)) else set()
+        events = {str(e) for e in on} if isinstance(on, (list, Mapping)) else set()
+        push = on.get("push") if isinstance(on, Mapping) else None
+        if isinstance(push, Mapping) and set(push) <= {"tags", "tags-ignore"} and push:
+            events.discard("push")
+        return events
 
     @property
     def jobs(self) -> Mapping[str, Any]:
