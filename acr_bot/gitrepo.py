@@ -22,6 +22,8 @@ from acr_bot.secrets import scrub_env
 BOT_NAME = "acr-bot"
 BOT_EMAIL = "acr-bot@users.noreply.github.com"
 SAFE_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+# Who the agent's own commits in its copy are by (they never leave the copy).
+AGENT_IDENTITY = (("user.name", "acr-bot agent"), ("user.email", "agent@acr-bot.invalid"))
 
 
 def git(root: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None,
@@ -226,6 +228,33 @@ class Worktree:
         self.run("add", "-A", "--", *paths)
         self.run("commit", "--quiet", "--no-verify", "-F", "-", input_text=message)
         return self.run("rev-parse", "HEAD")
+
+
+@contextmanager
+def base_repository(tree: Path) -> Iterator[Path | None]:
+    """A `.git` directory for an agent's copy of `tree` (in a temporary place, removed after):
+    one commit, `tree`'s HEAD, on branch `main`, with its index. Shallow (that commit's objects
+    only), no remote, no hooks, no credentials. Copied next to the tree's files, it shows their
+    changes against the attempt's base as working-tree changes, and nothing the agent does with
+    it reaches the bot's repository. None when `tree` is not the top of a checkout."""
+    top = git(tree, "rev-parse", "--show-toplevel", check=False)
+    head = git(tree, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
+    if not head or not top or Path(top).resolve() != tree.resolve():
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="acr-base-git-") as tmp:
+        repo = Path(tmp) / "repo"
+        git(Path(tmp), "init", "--quiet", "--template=", "--initial-branch=main", str(repo))
+        dot = repo / ".git"
+        objects = git(tree, "rev-list", "--objects", "--no-walk", head)
+        git(tree, "pack-objects", "-q", str(dot / "objects" / "pack" / "pack"),
+            input_text=objects + "\n")
+        (dot / "shallow").write_text(head + "\n")
+        git(repo, "update-ref", "refs/heads/main", head)
+        git(repo, "read-tree", head)
+        for key, value in AGENT_IDENTITY:
+            git(repo, "config", key, value)
+        yield dot
 
 
 def slugify(text: str, limit: int = 40) -> str:

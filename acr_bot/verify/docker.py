@@ -21,6 +21,7 @@ from typing import Any
 
 from acr_bot.domain import TestRun
 from acr_bot.errors import VerifyError
+from acr_bot.gitrepo import base_repository
 from acr_bot.verify.process import OutputBuffer, test_run
 from acr_bot.verify.testresults import parse_junit, parse_output
 
@@ -95,7 +96,10 @@ class DockerSandbox:
         snapshot), kept for the attempt's commands; closing it copies the changed tree back
         and removes the container."""
         self._ensure_image()
-        return DockerShell(self, workdir)
+        if not workdir.is_dir():
+            raise VerifyError(f"cannot start the agent's container: {workdir} is not a directory")
+        with base_repository(workdir) as dot:
+            return DockerShell(self, workdir, dot)
 
     def close(self) -> None:
         if self._snapshot:
@@ -173,9 +177,8 @@ _REAP = ('for d in /proc/[0-9]*; do p=${d#/proc/}; case " 1 $KEEP $$ " in *" $p 
 class DockerShell:
     """The container of one agent attempt: commands run with `exec`, no network, limited."""
 
-    def __init__(self, sandbox: DockerSandbox, workdir: Path) -> None:
-        if not workdir.is_dir():
-            raise VerifyError(f"cannot start the agent's container: {workdir} is not a directory")
+    def __init__(self, sandbox: DockerSandbox, workdir: Path, git: Path | None = None) -> None:
+        """`git`: the copy's own .git (`gitrepo.base_repository`); it stays in the container."""
         self.sandbox, self.workdir = sandbox, workdir
         self.shell, self.keep = "/bin/sh", ""
         self.container = sandbox.client.containers.create(
@@ -185,7 +188,7 @@ class DockerShell:
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"], **sandbox.limits)
         try:
-            self.container.put_archive("/", _tar(workdir))
+            self.container.put_archive("/", _tar(workdir, git))
             self.container.start()
             self.before = _tree(self.container)
             self.keep = self._run("cat /proc/1/task/1/children", 10)[1].split()[0]
@@ -227,7 +230,10 @@ class DockerShell:
 
 
 _AGENT_ENV = {"HOME": "/tmp", "CI": "true", "PYTHONDONTWRITEBYTECODE": "1", "PAGER": "cat",
-              "MANPAGER": "cat", "GIT_PAGER": "cat", "PIP_PROGRESS_BAR": "off", "TQDM_DISABLE": "1"}
+              "MANPAGER": "cat", "GIT_PAGER": "cat", "PIP_PROGRESS_BAR": "off", "TQDM_DISABLE": "1",
+              "GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "core.hooksPath",
+              "GIT_CONFIG_VALUE_0": "/dev/null", "GIT_CONFIG_KEY_1": "core.fsmonitor",
+              "GIT_CONFIG_VALUE_1": "false"}
 
 
 def _drain(stream: Any, sink: OutputBuffer) -> None:
@@ -296,17 +302,19 @@ def _pump(container: Any, sink: OutputBuffer) -> None:
         log.debug("sandbox: log stream ended: %s", exc)
 
 
-def _tar(root: Path) -> bytes:
-    """The worktree (without .git) as a tar archive rooted at WORKDIR, owned by root;
-    symlinks stay links."""
+def _tar(root: Path, git: Path | None = None) -> bytes:
+    """The worktree (without its .git; with `git` as .git when given) as a tar archive rooted
+    at WORKDIR, owned by root; symlinks stay links."""
     buffer = io.BytesIO()
+    top = WORKDIR.strip("/")
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path in sorted(root.rglob("*")):
             rel = path.relative_to(root)
             if rel.parts[0] == ".git":
                 continue
-            tar.add(path, arcname=f"{WORKDIR.strip('/')}/{rel}", recursive=False,
-                    filter=_as_root)
+            tar.add(path, arcname=f"{top}/{rel}", recursive=False, filter=_as_root)
+        if git is not None:
+            tar.add(git, arcname=f"{top}/.git", filter=_as_root)
     return buffer.getvalue()
 
 

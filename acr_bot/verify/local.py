@@ -15,9 +15,16 @@ from typing import Protocol
 
 from acr_bot.domain import TestRun
 from acr_bot.errors import VerifyError
+from acr_bot.gitrepo import base_repository
 from acr_bot.secrets import is_credential, scrub_env
 from acr_bot.verify.isolation import SandboxUser, protect, sandbox_user
-from acr_bot.verify.workspace import Workspace, copy_back, isolated_exec, isolated_run
+from acr_bot.verify.workspace import (
+    PlainCopy,
+    Workspace,
+    copy_back,
+    isolated_exec,
+    isolated_run,
+)
 from acr_bot.verify.process import OutputBuffer, clean_output, run_command, run_shell, test_run
 from acr_bot.verify.testresults import failure_feedback, judge
 
@@ -272,9 +279,11 @@ class LocalSandbox:
 
 
 class LocalShell:
-    """Runs each agent command like a test command (own session, killed whole, bounded), as
-    the sandbox user on its copy when there is one: the copy is made at the start of the
-    attempt and copied back by `close`."""
+    """Runs each agent command like a test command (own session, killed whole, bounded), on a
+    copy of the tree made at the start of the attempt and copied back by `close`: the sandbox
+    user's, or a private one of the bot's user where there is no sandbox user. The copy is a
+    git repository of its own at the attempt's base (`gitrepo.base_repository`), with the
+    tree's changes as working-tree changes."""
 
     def __init__(self, space: Workspace | None, workdir: Path, env: Mapping[str, str]) -> None:
         self.space = space
@@ -283,18 +292,26 @@ class LocalShell:
         # bash where there is one, as in the scaffold the routing data comes from: models write
         # bash (`{1..3}`, `[[ ]]`, `<(...)`), and /bin/sh is often dash.
         self.bash = shutil.which("bash", path=self.env.get("PATH"))
-        if space is not None:
-            space.sync_in(workdir)
+        self.plain: PlainCopy | None = None
+        with base_repository(workdir) as dot:
+            if space is not None:
+                space.sync_in(workdir, dot)
+            else:
+                self.plain = PlainCopy(workdir, dot)
 
     def exec(self, command: str, timeout: float, limit: int) -> TestRun:
         line = f"exec {shlex.quote(self.bash)} -c {shlex.quote(command)}" if self.bash else command
-        if self.space is None:
-            run = run_shell(line, self.workdir, timeout=timeout, env=self.env, max_output=limit)
+        if self.plain is not None:
+            run = run_shell(line, self.plain.path, timeout=timeout, env=self.env,
+                            max_output=limit)
         else:
+            assert self.space is not None
             run = isolated_exec(self.space, line, timeout=timeout, env=self.env, max_output=limit)
         return replace(run, command=command)
 
     def close(self) -> None:
         """Hand what the commands left back to the workspace."""
-        if self.space is not None:
+        if self.plain is not None:
+            self.plain.close()
+        elif self.space is not None:
             copy_back(self.space, self.workdir)

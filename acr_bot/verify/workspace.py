@@ -65,8 +65,9 @@ class Workspace:
         return {**env, "HOME": home, "TMPDIR": tmp, "USER": self.user.name,
                 "LOGNAME": self.user.name}
 
-    def sync_in(self, tree: Path) -> None:
-        """Make `work` an exact copy of `tree` (without .git); empty `out`."""
+    def sync_in(self, tree: Path, git: Path | None = None) -> None:
+        """Make `work` an exact copy of `tree` (without its .git); empty `out`. With `git` (a
+        `.git` directory, `gitrepo.base_repository`), the copy gets that one as its own."""
         # chmod first: a command may have left directories it cannot itself write to.
         script = ('chmod -R u+rwX "$1" "$2" 2>/dev/null; find "$1" "$2" -mindepth 1 -delete '
                   '&& exec tar -x -f - -C "$1"')
@@ -77,6 +78,8 @@ class Workspace:
             with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
                 for path, rel in _walk(tree):
                     tar.add(path, arcname=rel, recursive=False)
+                if git is not None:
+                    tar.add(git, arcname=".git")
         except BrokenPipeError:
             pass  # the extracting side failed: its exit code says why
         finally:
@@ -84,8 +87,10 @@ class Workspace:
         _finish(proc, "copy the tree into the sandbox")
 
     def sync_out(self, tree: Path, staging: Path) -> Path | None:
-        """Make `tree` (but its .git) an exact copy of `work`; return the JUnit file, if any."""
-        script = 'chmod -R u+rX "$1/work" "$1/out" 2>/dev/null; exec tar -c -f - -C "$1" work out'
+        """Make `tree` (but its .git) an exact copy of `work` (but the copy's .git, which is
+        the agent's alone); return the JUnit file, if any."""
+        script = ('chmod -R u+rX "$1/work" "$1/out" 2>/dev/null; '
+                  'exec tar -c -f - --anchored --exclude=work/.git -C "$1" work out')
         proc = self.user.run(["/bin/sh", "-c", script, "sh", str(self.root)],
                              stdout=subprocess.PIPE)
         assert proc.stdout is not None
@@ -104,6 +109,26 @@ class Workspace:
     def remove(self) -> None:
         """Delete everything, the sandbox user's files included."""
         self._cleanup()
+
+
+class PlainCopy:
+    """Where there is no sandbox user: a private copy of `tree` (but its .git) for the bot's
+    own user, with `git` as its .git; `close` makes `tree` an exact copy of it again."""
+
+    def __init__(self, tree: Path, git: Path | None) -> None:
+        self.tree = tree
+        self.path = Path(tempfile.mkdtemp(prefix="acr-agent-"))
+        top = str(tree)
+        shutil.copytree(tree, self.path, symlinks=True, dirs_exist_ok=True,
+                        ignore=lambda folder, names: [".git"] if folder == top else [])
+        if git is not None:
+            shutil.copytree(git, self.path / ".git", symlinks=True)
+
+    def close(self) -> None:
+        try:
+            _replace_tree(self.tree, self.path)
+        finally:
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _remove(root: Path, sudo: str | None) -> None:
@@ -134,7 +159,8 @@ def _extract(tar: tarfile.TarFile, dest: Path) -> None:
     for member in tar:
         name = member.name.removeprefix("./")
         parts = Path(name).parts
-        wanted = parts[:1] == ("work",) or name in ("out", "out/junit.xml")
+        wanted = (parts[:1] == ("work",) and parts[1:2] != (".git",)) or name in (
+            "out", "out/junit.xml")
         if not wanted or Path(name).is_absolute() or ".." in parts:
             continue
         if member.issym():
