@@ -80,7 +80,7 @@ def _cli_settings(repo: Path, **options: Any) -> Any:
 @click.option("--harness", type=click.Choice(["agent", "edit"]),
               help="How a model works: agent (shell loop) or edit (one prompt) [default: agent].")
 @click.option("--agent-steps", type=click.IntRange(min=1),
-              help="Model calls per agent attempt [default: 40].")
+              help="Model calls per agent attempt [default: 250].")
 @click.option("--command-timeout", type=click.FloatRange(min=0),
               help="Seconds per agent command [default: 120].")
 @click.option("--trajectory-dir", type=click.Path(file_okay=False, path_type=Path),

@@ -54,9 +54,10 @@ class Settings:
     replay_file: Path | None = None
     # How each attempt works (fixing/harness.py) and the agent's limits
     harness: str = "agent"  # agent: a shell loop; edit: one prompt with SEARCH/REPLACE edits
-    agent_steps: int = 40  # model calls per agent attempt
+    # Agent limits: where each default comes from is in README.md, "Limits of an agent attempt".
+    agent_steps: int = 250  # model calls per agent attempt (mini-SWE-agent's SWE-bench config)
     command_timeout: float = 120.0  # seconds per agent command (its process group is killed)
-    attempt_timeout: float = 1_800.0  # seconds per agent attempt
+    attempt_timeout: float = 3_600.0  # seconds per agent attempt
     observation_bytes: int = 10_000  # command output the agent sees per step (head + tail)
     context_window: int = 128_000  # tokens; older observations are shortened before this
     trajectory_dir: Path | None = None  # one JSON transcript per attempt

@@ -142,6 +142,19 @@ def test_a_commit_in_the_middle_of_the_run_neither_loses_the_change_nor_smuggles
     assert fixed.startswith('"""Arithmetic."""') and "return a * b" in fixed
 
 
+def test_a_long_run_submits_at_step_110_under_the_default_step_limit(
+        make_repo, tmp_path: Path, sandbox: str) -> None:
+    reads = ["cat calc.py", "git status --short", "ls", "git log --oneline -1",
+             "grep -n 'a + b' calc.py"]
+    commands = [reads[i % len(reads)] for i in range(108)] + [FIX, SUBMIT]
+    commands += ["ls"] * 10  # a 120-step script: the last ten replies are never asked for
+    repo, result, _ = run(make_repo, tmp_path, sandbox, script(*commands))
+
+    assert Settings().agent_steps >= 120
+    assert result.outcome == "fixed", result.reason
+    assert (result.attempts[0].calls, result.attempts[0].steps) == (110, 110)
+
+
 def test_after_a_rejection_the_copy_shows_the_base_as_head_and_the_earlier_edit_as_a_change(
         make_repo, tmp_path: Path, sandbox: str) -> None:
     wrong = "sed -i '/def mul/{n;s/a + b/a * b + 1/}' calc.py"

@@ -29,9 +29,9 @@ class Limits:
 
     max_cost_usd: float  # dollars this attempt may still spend (the run's cap minus spent)
     max_output_tokens: int = 8_192  # per call: the worst case each call's cost check assumes
-    steps: int = 40  # model calls per agent attempt (format errors count)
+    steps: int = 250  # model calls per agent attempt (format errors count)
     command_seconds: float = 120.0  # per shell command; the whole process group is killed
-    attempt_seconds: float = 1_800.0  # wall clock for one agent attempt
+    attempt_seconds: float = 3_600.0  # wall clock for one agent attempt
     observation_bytes: int = 10_000  # command output kept per observation (head and tail)
     context_tokens: int = 128_000  # the model's context window: old observations shrink first
     price: Price | None = None  # the model's price, for the worst-case check before each call
