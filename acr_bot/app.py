@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from acr_bot.config import Settings
+from acr_bot.config import Settings, cache_dir
 from acr_bot.domain import Decision, Features, FixResult, Price, Task
 from acr_bot.errors import ConfigError
 from acr_bot.fixing.harness import DEFAULT_HARNESS, Limits, arm_of, split_arm
@@ -23,7 +23,10 @@ from acr_bot.report import clip
 from acr_bot.routing.base import Policy, RouteTask, Tried
 from acr_bot.routing.features import task_features
 from acr_bot.routing.registry import make_policy
+from acr_bot.verify.baselines import BaselineCache
 from acr_bot.verify.local import LocalSandbox, Sandbox, detect_test_command
+from acr_bot.verify.runners import parallel_command
+from acr_bot.verify.tiers import Deadline, TierOptions
 
 # The router weighs an attempt's expected cost before any call. An agent attempt of a model the
 # shipped dataset ran (SWE-bench Verified through the scaffold our agent follows) costs what
@@ -145,6 +148,7 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
 
     With `memory` given, records are only queued on it (`memory.pending`) and the caller
     persists them (the Action writes them to the memory branch)."""
+    deadline = Deadline.in_minutes(settings.time_limit_minutes)  # from the start of the work
     repo = GitRepo(repo_path)
     task = with_repo_tag(task, repo)
     test_command = settings.test_command or detect_test_command(repo.root)
@@ -153,6 +157,10 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
                           "(or set test_command in .github/acr-bot.yml)")
     if not settings.test_command:
         echo(f"test command (detected): {test_command}")
+    test_command, why = parallel_command(test_command, settings.test_workers, repo.root,
+                                         detect=not settings.test_command)
+    if why:
+        echo(f"test command: {test_command} ({why})")
     if base is None:
         _say_uncommitted(repo, settings, echo)
     owned = memory is None
@@ -168,7 +176,11 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
                  max_output_tokens=settings.max_output_tokens,
                  branch=branch, dry_run=dry_run, base=base, echo=echo,
                  on_record=lambda record: memory.add([record]), harness=settings.harness,
-                 limits=attempt_limits(settings), trajectory_dir=settings.trajectory_dir, group=group or _no_group)
+                 limits=attempt_limits(settings), trajectory_dir=settings.trajectory_dir,
+                 group=group or _no_group,
+                 tiers=TierOptions(settings.first_tier, deadline, echo=echo),
+                 baselines=BaselineCache(cache_dir(settings) / "baselines"
+                                         if settings.baseline_cache else None))
     if not dry_run:
         folio.llm.prefetch()  # overlaps litellm's import with the baseline test run
     try:

@@ -61,6 +61,12 @@ class Settings:
     observation_bytes: int = 10_000  # command output the agent sees per step (head + tail)
     context_window: int = 128_000  # tokens; older observations are shortened before this
     trajectory_dir: Path | None = None  # one JSON transcript per attempt
+    # Large repositories (verify/tiers.py): the verdict's first tier, workers, cache, time
+    first_tier: bool = True  # the tests importing the change first; the full suite after
+    test_workers: str | None = None  # pytest-xdist -n: "auto", a number, "off"; None: detected
+    baseline_cache: bool = True  # the baseline once per base commit and test command
+    cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/acr-bot (~/.cache/acr-bot)
+    time_limit_minutes: float | None = None  # from the bot's start: under the job's timeout
     # GitHub Action settings
     trigger_label: str = "acr:fix"
     command_prefix: str = "/acr"
@@ -131,6 +137,16 @@ def _roles(value: Any) -> tuple[str, ...]:
     return roles
 
 
+def _workers(value: Any) -> str | None:
+    """pytest-xdist's -n: auto, logical, a number of workers, or off (no -n)."""
+    text = str(value).strip().lower() if value is not None else ""
+    if not text:
+        return None
+    if text in ("auto", "logical", "off") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise ValueError(f"expected auto, logical, off or a number of workers, got {value!r}")
+
+
 def _choice(*allowed: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = str(value).strip()
@@ -154,6 +170,9 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "command_timeout": _non_negative, "attempt_timeout": _non_negative,
     "observation_bytes": _positive_int, "context_window": _positive_int,
     "trajectory_dir": lambda v: Path(v) if _str(v) else None,
+    "first_tier": _bool, "test_workers": _workers, "baseline_cache": _bool,
+    "cache_dir": lambda v: Path(v).expanduser() if _str(v) else None,
+    "time_limit_minutes": _optional_float,
     "trigger_label": str, "command_prefix": str, "memory_branch": str, "memory_repo": _str,
     "draft": _bool, "auto_revise": _bool, "allowed_permission": _roles,
 }
@@ -266,6 +285,16 @@ def load_settings(repo: Path, cli: Mapping[str, Any] | None = None,
     if settings.memory_path.startswith("/") or ".." in Path(settings.memory_path).parts:
         raise ConfigError(f"memory_path must be relative to the repo, got {settings.memory_path!r}")
     return settings
+
+
+def cache_dir(settings: Settings, env: Mapping[str, str] | None = None) -> Path:
+    """Where acr-bot keeps what it may compute again (baselines): the setting, else the
+    user's cache folder."""
+    if settings.cache_dir is not None:
+        return settings.cache_dir
+    env = os.environ if env is None else env
+    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
+    return Path(base) / "acr-bot"
 
 
 def environment() -> Mapping[str, str]:

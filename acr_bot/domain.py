@@ -113,6 +113,15 @@ class TestRun:
 
 
 @dataclass(frozen=True)
+class TierTime:
+    """One tier of a verdict (or the baseline), for the job summary."""
+
+    name: str  # "baseline", "named tests", "related tests", "full suite"
+    seconds: float
+    result: str  # "3 passed", "1 failed", "cached", "timed out"
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The verifier's judgement of a patch against the baseline run."""
 
@@ -120,6 +129,7 @@ class Verdict:
     reason: str  # one line, for humans and for the model
     run: TestRun  # the run that decided (exit_code -1: rejected before any test ran)
     tests_changed: tuple[str, ...] = ()  # test paths the patch changed (the PR lists them)
+    tiers: tuple[TierTime, ...] = ()  # the runs it took, first tier to full suite
 
 
 @dataclass(frozen=True)
@@ -185,6 +195,7 @@ class Attempt:
     commands: tuple[str, ...] = ()  # those commands, for the PR body
     trajectory: str = ""  # path of the attempt's transcript JSON, when one was written
     tests_changed: tuple[str, ...] = ()  # test files and test config the patch changed
+    tiers: tuple[TierTime, ...] = ()  # the verdict's runs and their times
 
     @property
     def passed(self) -> bool:
@@ -231,6 +242,7 @@ class FixResult:
     branch: str | None = None
     commit: str | None = None
     records: tuple[Record, ...] = field(default=(), repr=False)
+    baseline_time: TierTime | None = None  # the baseline run, or "cached"
 
     @property
     def cost_usd(self) -> float:

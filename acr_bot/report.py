@@ -63,6 +63,17 @@ def attempts_table(attempts: Sequence[Attempt], markdown: bool = False) -> str:
     return table(["#", "model", "outcome", "seconds", "tokens", "$", "detail"], rows, markdown)
 
 
+def tiers_table(result: FixResult, markdown: bool = False) -> str:
+    """Where the test time went: the baseline (or its cache), then each attempt's tiers."""
+    rows = []
+    if result.baseline_time is not None:
+        rows.append(["baseline", f"{result.baseline_time.seconds:.1f}", result.baseline_time.result])
+    for attempt in result.attempts:
+        rows += [[f"attempt {attempt.number}: {t.name}", f"{t.seconds:.1f}", t.result]
+                 for t in attempt.tiers]
+    return table(["tests", "seconds", "result"], rows, markdown) if rows else ""
+
+
 def run_summary(run: TestRun | None) -> str:
     if run is None:
         return "not run"
@@ -176,6 +187,8 @@ def job_summary(title: str, result: FixResult | None, extra: str = "") -> str:
             parts.append(explain_decision(result.decisions[0], markdown=True))
         if result.attempts:
             parts.append(attempts_table(result.attempts, markdown=True))
+        if tiers := tiers_table(result, markdown=True):
+            parts.append(f"Time per test tier:\n\n{tiers}")
         paths = [f"- attempt {a.number}: `{a.trajectory}`" for a in result.attempts
                  if a.trajectory]
         if paths:

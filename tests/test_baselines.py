@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from acr_bot.domain import TestCounts, TestRun
-from acr_bot.verify.baselines import KEEP_DAYS, BaselineCache, baseline_key
+from acr_bot.verify.baselines import KEEP_DAYS, BaselineCache, baseline_key, baseline_run
 
 RUN = TestRun("python -m pytest -q", 1, 12.5, "1 failed, 2 passed", TestCounts(2, 1, 0, 0),
               frozenset({"t::a", "t::b"}), frozenset({"t::c"}), frozenset())
@@ -60,3 +60,27 @@ def test_old_entries_are_pruned_when_a_new_one_is_written(tmp_path: Path) -> Non
     os.utime(tmp_path / "old.json.gz", (stale, stale))
     cache.put("new", RUN)
     assert cache.get("old") is None and cache.get("new") == RUN
+
+
+def test_a_baseline_that_ran_no_test_is_not_kept_for_next_time(tmp_path: Path) -> None:
+    cache = BaselineCache(tmp_path)
+    broken = TestRun("pytest", 2, 1.0, "ModuleNotFoundError: No module named 'x'",
+                     TestCounts(errors=1))
+    assert not cache.put("k", broken)  # the job may install the module next time
+    django = TestRun("python tests/runtests.py", 1, 9.0,
+                     "Ran 12 tests in 8.1s\n\nFAILED (failures=1)\n")
+    assert cache.put("d", django)  # the verdict reads no counts from unittest, the cache does
+
+
+def test_baseline_run_runs_once_per_key(tmp_path: Path) -> None:
+    cache = BaselineCache(tmp_path)
+    calls = []
+
+    def run() -> TestRun:
+        calls.append(1)
+        return RUN
+
+    assert baseline_run(cache, "k", run) == (RUN, False)
+    assert baseline_run(cache, "k", run) == (RUN, True)
+    assert baseline_run(BaselineCache(None), "k", run) == (RUN, False)
+    assert len(calls) == 2

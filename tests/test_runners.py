@@ -91,3 +91,34 @@ def test_a_narrowed_command_runs_only_the_targets_for_real(tmp_path: Path) -> No
     assert command is not None
     out = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0 and "3 passed" in out.stdout, out.stdout
+
+
+def test_parallel_command_follows_the_setting_then_the_project(tmp_path: Path) -> None:
+    from acr_bot.verify.runners import parallel_command
+
+    assert parallel_command("pytest -q", "2", tmp_path, detect=False) == (
+        "pytest -q -n 2", "-n 2: test_workers")
+    assert parallel_command("pytest -q", None, tmp_path, detect=True) == ("pytest -q", "")
+    (tmp_path / "tox.ini").write_text("[testenv]\ndeps = pytest-xdist\n")
+    assert parallel_command("pytest -q", None, tmp_path, detect=True) == (
+        "pytest -q -n auto", "-n auto: the project runs pytest-xdist")
+    # A command the user wrote is theirs: only the setting adds workers to it.
+    assert parallel_command("pytest -q", None, tmp_path, detect=False) == ("pytest -q", "")
+    assert parallel_command("pytest -q", "off", tmp_path, detect=True) == ("pytest -q", "")
+
+
+def test_the_settings_of_large_repositories_parse(tmp_path: Path) -> None:
+    from acr_bot.config import Settings, cache_dir, load_settings
+    from acr_bot.errors import ConfigError
+
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "acr-bot.yml").write_text(
+        "test_workers: auto\nfirst_tier: false\ntime_limit_minutes: 40\nbaseline_cache: off\n")
+    settings = load_settings(tmp_path, env={})
+    assert (settings.test_workers, settings.first_tier, settings.time_limit_minutes,
+            settings.baseline_cache) == ("auto", False, 40.0, False)
+    (tmp_path / ".github" / "acr-bot.yml").write_text("test_workers: many\n")
+    with pytest.raises(ConfigError, match="test_workers: expected auto, logical, off or a number"):
+        load_settings(tmp_path, env={})
+    assert cache_dir(Settings(), {"XDG_CACHE_HOME": "/c"}) == Path("/c/acr-bot")
+    assert cache_dir(Settings(), {"HOME": "/h"}) == Path("/h/.cache/acr-bot")

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from acr_bot import app
+from acr_bot.config import Settings
 from acr_bot.domain import TestCounts, TestRun
+from acr_bot.gitrepo import Worktree
+from acr_bot.report import job_summary
+from acr_bot.verify.local import LocalSandbox
+from acr_bot.verify.verdict import verify_workspace
+from tests.support.calc import FILES, FIX, TASK
 from acr_bot.verify.process import run_command
 from acr_bot.verify.testresults import parse_unittest
 from acr_bot.verify.tiers import (
     Deadline,
     OutOfTime,
+    TierOptions,
     failed_in_tier,
     first_tier,
     run_first_tier,
@@ -133,3 +143,79 @@ def test_a_first_tier_reads_unittest_and_django_summaries(tmp_path: Path) -> Non
     assert failed_in_tier(run) == "2 failed"
     ok = parse_unittest("Ran 3 tests in 0.1s\n\nOK (skipped=1)\n")
     assert ok is not None and ok.counts == TestCounts(passed=2, skipped=1)
+
+
+# --- through the verdict and the fix loop, with the real sandbox ------------------------------
+
+PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
+LAYOUT = {**PROJECT, "pytest.ini": "[pytest]\ntestpaths = tests\npythonpath = .\n",
+          ".gitignore": "__pycache__/\n"}
+
+
+def test_a_break_outside_the_selected_modules_is_rejected_by_the_full_suite(make_repo) -> None:
+    """A tier can never accept what the full suite rejects: test_indirect uses shop.prices
+    without importing it, so the first tier passes and the final tier rejects."""
+    root = make_repo(LAYOUT)
+    sandbox = LocalSandbox(timeout=120)
+    try:
+        baseline = sandbox.run(PYTEST, root)
+        assert baseline.green, baseline.output
+        (root / "shop/prices.py").write_text("def price(x):\n    return x * 2 + (x == 1)\n")
+        verdict = verify_workspace(baseline, Worktree(root), sandbox, PYTEST)
+    finally:
+        sandbox.close()
+    assert not verdict.passed
+    assert [(t.name, t.result) for t in verdict.tiers] == [
+        ("related tests", "1 passed"), ("full suite", "3 passed, 1 failed")]
+    assert "tests.test_indirect::test_via_name" in verdict.reason, verdict.reason
+
+
+def test_a_correct_change_passes_both_tiers(make_repo) -> None:
+    root = make_repo(LAYOUT)
+    sandbox = LocalSandbox(timeout=120)
+    try:
+        baseline = sandbox.run(PYTEST, root)
+        (root / "shop/labels.py").write_text("def label(x):\n    return '<' + str(x) + '>'\n")
+        verdict = verify_workspace(baseline, Worktree(root), sandbox, PYTEST,
+                                   tiers=TierOptions(first_tier=True))
+        off = verify_workspace(baseline, Worktree(root), sandbox, PYTEST,
+                               tiers=TierOptions(first_tier=False))
+    finally:
+        sandbox.close()
+    assert verdict.passed and [t.name for t in verdict.tiers] == ["related tests", "full suite"]
+    assert off.passed and [t.name for t in off.tiers] == ["full suite"]
+
+
+def test_a_second_task_on_the_same_base_skips_the_baseline(make_repo, make_replay) -> None:
+    root = make_repo(FILES)
+    lines: list[str] = []
+    settings = replace(Settings(), models=("replay/a",), replay_file=make_replay({"a": [FIX]}),
+                       test_command=PYTEST, llm_retries=0, harness="edit")
+    first = app.fix(root, app.task_from_text(TASK), settings, dry_run=True, echo=lines.append)
+    second = app.fix(root, app.task_from_text("Another task\n\ntests/test_calc.py fails"),
+                     settings, dry_run=True, echo=lines.append)
+    assert first.baseline_time is not None and first.baseline_time.result == "2 passed, 1 failed"
+    assert second.baseline_time is not None and second.baseline_time.result == "cached"
+    assert second.baseline == first.baseline
+    assert sum("(cached: the suite ran before" in line for line in lines) == 1
+    fixed = app.fix(root, app.task_from_text(TASK), settings)  # a real run reads it too
+    assert fixed.outcome == "fixed" and fixed.baseline_time.result == "cached"  # type: ignore
+    summary = job_summary("fix", fixed)  # the job summary shows where the time went
+    assert "Time per test tier:" in summary and "| baseline | " in summary
+    assert re.search(r"\| attempt 1: named tests \| [\d.]+ \| 1 passed \|", summary), summary
+    assert re.search(r"\| attempt 1: full suite \| [\d.]+ \| 3 passed \|", summary), summary
+    off = app.fix(root, app.task_from_text(TASK), replace(settings, baseline_cache=False),
+                  dry_run=True)
+    assert off.baseline_time is not None and off.baseline_time.result != "cached"
+
+
+def test_a_job_without_time_for_the_full_suite_stops_cleanly(make_repo, make_replay) -> None:
+    root = make_repo(FILES)
+    settings = replace(Settings(), models=("replay/a",), replay_file=make_replay({"a": [FIX]}),
+                       test_command=PYTEST, llm_retries=0, harness="edit",
+                       time_limit_minutes=0.5)  # the suite needs 60 s of slack on top
+    result = app.fix(root, app.task_from_text(TASK), settings)
+    assert result.outcome == "gave_up" and result.attempts == ()
+    assert result.reason.startswith("stopped before the full test suite: it took 0.0 min at "
+                                    "the baseline and 0.")
+    assert "(time_limit_minutes)" in result.reason

@@ -136,8 +136,11 @@ def test_the_original_test_judges_a_rewritten_assertion_next_to_wrong_code(calc)
                                          "def mul(a, b):\n    return a * b - 4"))
     verdict = _verify(calc)
     assert not verdict.passed
-    assert verdict.reason.startswith("with the original tests: exit 1; 1 failed: "
+    # The first tier (the test module importing calc) rejects it; the full suite never runs.
+    assert verdict.reason.startswith("with the original tests: the related tests failed first "
+                                     "(1 test module importing calc): 1 failed: "
                                      "tests.test_calc::test_mul"), verdict.reason
+    assert [t.name for t in verdict.tiers] == ["related tests"]
     # ... and the patch is back in place afterwards, for the next attempt's restore to handle.
     assert "== 8" in (tree.path / "tests/test_calc.py").read_text()
 
@@ -359,6 +362,8 @@ def test_an_agents_forging_conftest_is_not_in_the_run_that_decides(make_repo, tm
 
     [attempt] = result.attempts
     assert attempt.harness == "agent" and attempt.outcome == "tests_failed", attempt.detail
-    assert attempt.detail.startswith("with the original tests: exit 1; 1 failed: "
-                                     "tests.test_calc::test_mul"), attempt.detail
+    # The task names test_mul: the first tier runs it alone, and it fails.
+    assert attempt.detail.startswith("with the original tests: the named tests failed first "
+                                     "(1 named test): 1 failed: tests.test_calc::test_mul"), \
+        attempt.detail
     assert result.branch is None

@@ -23,6 +23,7 @@ from acr_bot.domain import (
     Reply,
     Task,
     TestRun,
+    TierTime,
 )
 from acr_bot.errors import ConfigError
 from acr_bot.fixing import trajectory
@@ -47,8 +48,12 @@ from acr_bot.report import clip, run_summary
 from acr_bot.routing.base import Outcome, Policy, RouteTask
 from acr_bot.routing.cascade import Cascade
 from acr_bot.routing.features import task_features, task_kind
+from acr_bot.verify.baselines import BaselineCache, baseline_key, baseline_run
 from acr_bot.verify.local import Sandbox, failure_feedback
+from acr_bot.verify.tiers import OutOfTime, TierOptions, tier_result
 from acr_bot.verify.verdict import baseline_problem, named_tests, verify_workspace
+
+CACHED = " (cached: the suite ran before at this commit with this command)"
 
 
 class Caller(Protocol):
@@ -85,6 +90,8 @@ class FixJob:
     harnesses: dict[str, Harness] = field(default_factory=dict)  # built on first use
     rounds: int = 2  # agent submissions judged per attempt (the agent goes on when rejected)
     trajectory_dir: Path | None = None  # one JSON transcript per attempt
+    tiers: TierOptions = field(default_factory=TierOptions)  # first tier, job deadline
+    baselines: BaselineCache = field(default_factory=lambda: BaselineCache(None))
     group: Callable[[str], AbstractContextManager[None]] = lambda title: nullcontext()
 
 
@@ -103,6 +110,8 @@ class _State:
     keep: tuple[str, ...] = ()  # untracked files the setup command made: restores keep them
     named: tuple[str, ...] = ()  # test ids the task names: they must run and pass
     capped: set[str] = field(default_factory=set)  # models the console was told the cap excludes
+    baseline_time: TierTime | None = None
+    out_of_time: str = ""  # why the job's time limit stopped the loop
 
     @property
     def route(self) -> RouteTask:
@@ -156,8 +165,14 @@ def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
                              job.test_command, baseline=setup)
         keep = tree.untracked()
     job.echo(f"baseline: {job.test_command}")
-    baseline = job.sandbox.run(job.test_command, tree.path)
-    job.echo(f"baseline: {run_summary(baseline)}")
+    started = time.monotonic()
+    key = baseline_key(tree.run("rev-parse", "HEAD").strip(), job.test_command,
+                       setup=job.setup_command, sandbox=job.sandbox.name)
+    baseline, cached = baseline_run(job.baselines, key,
+                                    lambda: job.sandbox.run(job.test_command, tree.path))
+    job.echo(f"baseline: {run_summary(baseline)}" + (CACHED if cached else ""))
+    spent = TierTime("baseline", time.monotonic() - started, "cached" if cached
+                     else tier_result(baseline))
     if baseline.timed_out:
         return FixResult(task, "gave_up", "the test command timed out before any change: "
                          "raise test_timeout or narrow --test-cmd", job.test_command,
@@ -171,7 +186,8 @@ def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
                              files=sorted(baseline.failed_ids))
     tree.restore(keep)  # the baseline run may leave files behind
     cascade = Cascade(job.policy, RouteTask(task.id, features), job.max_attempts)
-    return _State(tree, baseline, context, cascade, keep=keep, named=named_tests(task.text))
+    return _State(tree, baseline, context, cascade, keep=keep, named=named_tests(task.text),
+                  baseline_time=spent)
 
 
 def _nothing_to_fix(task: Task, baseline: TestRun) -> str:
@@ -236,6 +252,9 @@ def _say_cap(job: FixJob, state: _State) -> None:
 def _loop(job: FixJob, state: _State) -> Attempt | None:
     """Attempts until one passes, the attempt limit, the budget, or the router's stop."""
     while True:
+        state.out_of_time = state.out_of_time or _out_of_time(job, state)
+        if state.out_of_time:
+            return None
         _say_cap(job, state)
         decision = state.cascade.next(_affordable(job, state))
         if decision is None:
@@ -243,7 +262,11 @@ def _loop(job: FixJob, state: _State) -> Attempt | None:
         number = len(state.attempts) + 1
         with job.group(f"attempt {number}: {decision.model}"):
             job.echo(f"attempt {number}: {decision.model} - {decision.reason}")
-            attempt = _attempt(job, state, decision.model, number)
+            try:
+                attempt = _attempt(job, state, decision.model, number)
+            except OutOfTime:
+                job.echo(f"  {state.out_of_time}")
+                return None
         _remember(job, state, attempt)
         if attempt.passed:
             return attempt
@@ -268,7 +291,11 @@ def _attempt(job: FixJob, state: _State, arm: str, number: int) -> Attempt:
             total = replace(total, outcome=result.outcome, detail=result.detail,
                             feedback=result.feedback)
             break
-        total = _verify(job, state, result, total, started)
+        try:
+            total = _verify(job, state, result, total, started)
+        except OutOfTime as stop:  # the change is not judged: no outcome to learn from
+            state.out_of_time = str(stop)
+            raise
         if total.passed or round_ + 1 == job.rounds or _limits(job, state, model, total).steps < 2:
             break
         job.echo(f"  rejected: {total.detail}; the agent continues with the verifier's output")
@@ -278,6 +305,15 @@ def _attempt(job: FixJob, state: _State, arm: str, number: int) -> Attempt:
     assert total is not None
     total = replace(total, seconds=time.monotonic() - started)
     return _save_trajectory(job, total, result)
+
+
+def _out_of_time(job: FixJob, state: _State) -> str:
+    """Why the job cannot afford another attempt's full suite, or ''."""
+    try:
+        job.tiers.deadline.check_suite(state.baseline.seconds)
+    except OutOfTime as stop:
+        return str(stop)
+    return ""
 
 
 def _brief(job: FixJob, state: _State) -> Brief:
@@ -291,7 +327,10 @@ def _limits(job: FixJob, state: _State, model: str, so_far: Attempt | None) -> L
     used_steps = so_far.calls if so_far else 0
     # The smaller of the setting and the window litellm lists for the model.
     window = min(job.limits.context_tokens, table_context_window(model) or job.limits.context_tokens)
-    return replace(job.limits, max_cost_usd=max(job.max_cost_usd - state.spent - used_usd, 0.0),
+    # The agent must leave the job time for the full suite (tiers.Deadline).
+    left = job.tiers.deadline.seconds_for_work(state.baseline.seconds)
+    seconds = job.limits.attempt_seconds if left is None else min(job.limits.attempt_seconds, left)
+    return replace(job.limits, attempt_seconds=seconds, max_cost_usd=max(job.max_cost_usd - state.spent - used_usd, 0.0),
                    steps=max(job.limits.steps - used_steps, 0), context_tokens=window,
                    max_output_tokens=job.max_output_tokens, price=job.prices.get(model))
 
@@ -321,9 +360,10 @@ def _verify(job: FixJob, state: _State, result: AttemptResult, attempt: Attempt,
     diff = state.worktree.diff(result.files)
     verdict = verify_workspace(state.baseline, state.worktree, job.sandbox, job.test_command,
                                keep=state.keep, test_paths=job.test_paths, named=state.named,
-                               files=result.files)
+                               files=result.files, tiers=job.tiers)
     run = verdict.run
     seconds = time.monotonic() - started
+    attempt = replace(attempt, tiers=verdict.tiers)
     if verdict.passed:
         state.final = run
         return replace(attempt, outcome="passed", seconds=seconds, counts=run.counts,
@@ -391,6 +431,8 @@ def _publish(job: FixJob, state: _State, winner: Attempt) -> tuple[str, str]:
 
 
 def _give_up_reason(job: FixJob, state: _State) -> str:
+    if state.out_of_time:
+        return state.out_of_time
     if state.cascade.stopped:
         return f"stopped: {state.cascade.stopped}"
     if state.cascade.attempts_done >= job.max_attempts:
@@ -405,4 +447,5 @@ def _give_up_reason(job: FixJob, state: _State) -> str:
 def _result(job: FixJob, state: _State, outcome: str, reason: str) -> FixResult:
     return FixResult(job.task, outcome, reason, job.test_command,  # type: ignore[arg-type]
                      tuple(state.attempts), tuple(state.cascade.decisions), state.baseline,
-                     state.final, records=tuple(state.records))
+                     state.final, records=tuple(state.records),
+                     baseline_time=state.baseline_time)

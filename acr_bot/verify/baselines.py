@@ -16,11 +16,13 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from acr_bot.domain import TestCounts, TestRun
+from acr_bot.verify.testresults import parse_unittest
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,9 @@ class BaselineCache:
             return None
 
     def put(self, key: str, run: TestRun) -> bool:
-        """Store `run` (not a run that timed out: it says nothing about the suite)."""
-        if self.folder is None or run.timed_out:
+        """Store `run`; not a run that timed out or ran no test (a missing dependency the job
+        may install next time, with the same commit and command)."""
+        if self.folder is None or run.timed_out or not _ran_tests(run):
             return False
         data = {"format": FORMAT, "saved": time.time(), **_plain(run)}
         try:
@@ -71,6 +74,25 @@ class BaselineCache:
             return False
 
 
+def baseline_run(cache: BaselineCache, key: str,
+                 run: Callable[[], TestRun]) -> tuple[TestRun, bool]:
+    """The cached baseline for `key`, or `run()` (stored for next time); and whether it was
+    cached."""
+    if (hit := cache.get(key)) is not None:
+        return hit, True
+    fresh = run()
+    cache.put(key, fresh)
+    return fresh, False
+
+
+def _ran_tests(run: TestRun) -> bool:
+    counts = run.counts
+    if run.green or run.passed_ids or run.failed_ids or (counts and counts.passed + counts.failed):
+        return True
+    unittest = parse_unittest(run.output)  # Django's runtests.py: the verdict reads no counts
+    return unittest is not None and unittest.counts.ran > 0
+
+
 def _plain(run: TestRun) -> dict[str, Any]:
     data = asdict(run)
     for name in ("passed_ids", "failed_ids", "skipped_ids"):
@@ -79,12 +101,22 @@ def _plain(run: TestRun) -> dict[str, Any]:
 
 
 def _run(data: dict[str, Any]) -> TestRun:
-    counts = data["counts"]
-    return TestRun(
-        str(data["command"]), data["exit_code"], float(data["seconds"]), str(data["output"]),
-        TestCounts(**counts) if counts is not None else None,
-        frozenset(data["passed_ids"]), frozenset(data["failed_ids"]),
-        frozenset(data["skipped_ids"]))
+    """A TestRun from its JSON form: every field TestRun has, frozensets and tuples again."""
+    values: dict[str, Any] = {}
+    for spec in fields(TestRun):
+        if spec.name not in data:
+            continue  # a field added since the entry was written: its default
+        value = data[spec.name]
+        if spec.name == "counts":
+            value = TestCounts(**value) if value is not None else None
+        elif isinstance(value, list):
+            value = frozenset(value) if spec.name.endswith("_ids") else _tuples(value)
+        values[spec.name] = value
+    return TestRun(**values)
+
+
+def _tuples(value: list[Any]) -> tuple[Any, ...]:
+    return tuple(_tuples(v) if isinstance(v, list) else v for v in value)
 
 
 def _prune(folder: Path) -> None:

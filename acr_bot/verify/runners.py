@@ -218,3 +218,17 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8", errors="replace")[:500_000]
     except OSError:
         return ""
+
+
+def parallel_command(command: str, chosen: str | None, root: Path, *,
+                     detect: bool) -> tuple[str, str]:
+    """The test command with pytest-xdist workers, and why ('' when unchanged): `chosen` is
+    the `test_workers` setting ("off": never); else, when `detect`, the project's own use."""
+    if chosen == "off":
+        return command, ""
+    workers = chosen or (detect_workers(root) if detect else None)
+    widened = with_workers(command, workers)
+    if widened == command:
+        return command, ""
+    why = "test_workers" if chosen else "the project runs pytest-xdist"
+    return widened, f"-n {workers}: {why}"

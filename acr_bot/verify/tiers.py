@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from acr_bot.domain import TestCounts, TestRun
+from acr_bot.domain import TestCounts, TestRun, TierTime
 from acr_bot.errors import AcrError
 from acr_bot.verify.runners import narrow
 from acr_bot.verify.selection import DEFAULT_LIMIT, select_tests
@@ -30,15 +30,6 @@ SUITE_SLACK_S = 60.0  # plus this, for copying the tree back, the PR and the mem
 
 class OutOfTime(AcrError):
     """The job's time left cannot fit a full-suite run: stop cleanly, memory saved."""
-
-
-@dataclass(frozen=True)
-class TierTime:
-    """One tier's run, for the job summary."""
-
-    name: str  # "named tests", "related tests", "full suite"
-    seconds: float
-    result: str  # "3 passed", "1 failed", "exit 4"
 
 
 @dataclass
@@ -55,16 +46,60 @@ class Deadline:
     def left(self) -> float | None:
         return None if self.at is None else self.at - self.clock()
 
+    def seconds_for_work(self, suite_seconds: float) -> float | None:
+        """What an attempt may spend before its full suite must start (None: no limit)."""
+        left = self.left()
+        return None if left is None else max(left - _need(suite_seconds), 0.0)
+
     def check_suite(self, suite_seconds: float) -> None:
         """Raise OutOfTime when a full run (as long as the baseline's, plus margins) does not
         fit in the time left."""
         left = self.left()
-        need = suite_seconds * SUITE_MARGIN + SUITE_SLACK_S
-        if left is not None and left < need:
+        if left is not None and left < _need(suite_seconds):
             raise OutOfTime(
                 f"stopped before the full test suite: it took {_minutes(suite_seconds)} at the "
                 f"baseline and {_minutes(max(left, 0))} of the job's time limit is left "
                 "(time_limit_minutes); the attempts so far are saved in the memory")
+
+
+def _need(suite_seconds: float) -> float:
+    return suite_seconds * SUITE_MARGIN + SUITE_SLACK_S
+
+
+@dataclass
+class TierOptions:
+    """How a job's verdicts run: with a first tier or not, and by when they must be done."""
+
+    first_tier: bool = True
+    deadline: Deadline = field(default_factory=Deadline)
+    limit: int = DEFAULT_LIMIT
+    echo: Callable[[str], None] = lambda line: None
+
+
+@dataclass(frozen=True)
+class Tiered:
+    """What the tiers did: the run that decides, a first-tier rejection, the times."""
+
+    run: TestRun
+    rejection: str  # "" unless the first tier rejected (then `run` is that tier's run)
+    times: tuple[TierTime, ...]
+
+
+def tiered_run(baseline: TestRun, root: Path, paths: Sequence[str], code: Sequence[str],
+               command: str, run: Callable[[str], TestRun], named: Sequence[str] = (),
+               options: TierOptions | None = None) -> Tiered:
+    """The first tier, then (unless it rejected) the full suite once: `run` runs a command on
+    the tree at `root` as it stands. Raises OutOfTime before a full suite that cannot fit."""
+    options = options or TierOptions()
+    times: tuple[TierTime, ...] = ()
+    if options.first_tier:
+        steps = first_tier(root, paths, code, command, named, options.limit)
+        failed, rejection, times = run_first_tier(steps, run, options.echo)
+        if failed is not None:
+            return Tiered(failed, rejection, times)
+    options.deadline.check_suite(baseline.seconds)
+    full = run(command)
+    return Tiered(full, "", (*times, full_tier(full)))
 
 
 @dataclass(frozen=True)
@@ -100,7 +135,7 @@ def run_first_tier(steps: Sequence[Step], run: Callable[[str], TestRun],
     for step in steps:
         echo(f"  tier 1 ({step.name}): {step.size}")
         result = run(step.command)
-        times.append(TierTime(step.name, result.seconds, _result(result)))
+        times.append(TierTime(step.name, result.seconds, tier_result(result)))
         if problem := failed_in_tier(result):
             return result, f"the {step.name} failed first ({step.size}): {problem}; the full " \
                            "suite was not run", tuple(times)
@@ -126,10 +161,11 @@ def _unittest_counts(output: str) -> TestCounts | None:
 
 
 def full_tier(run: TestRun) -> TierTime:
-    return TierTime("full suite", run.seconds, _result(run))
+    return TierTime("full suite", run.seconds, tier_result(run))
 
 
-def _result(run: TestRun) -> str:
+def tier_result(run: TestRun) -> str:
+    """A run's result in a few words, for the table of tiers."""
     if run.timed_out:
         return "timed out"
     counts = run.counts or _unittest_counts(run.output)

@@ -3,7 +3,8 @@
 `verify_workspace` is called once after any harness has changed the workspace in place. It
 splits the patch into tests and code (verify/patch.py), runs the test command with every test
 path as at the base commit (this run decides, by `judge`'s rules, plus the tests the task
-names), and, when the patch also changed tests, runs the whole patch a second time: it must be
+names; verify/tiers.py runs the tests that import the change first, failing fast, and the full
+suite only for a change that passes them), and, when the patch also changed tests, runs the whole patch a second time: it must be
 green too. A patch that changes only tests is never a fix. Python files that no longer parse
 are rejected with the line before anything runs.
 
@@ -13,12 +14,13 @@ nothing collected): then there is nothing to compare a patch with.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from acr_bot.domain import TestRun, Verdict
+from acr_bot.domain import TestRun, TierTime, Verdict
 from acr_bot.fixing.indent import python_syntax_error
 from acr_bot.gitrepo import Worktree
 from acr_bot.verify.local import Sandbox, judge, src_layout
@@ -30,22 +32,29 @@ from acr_bot.verify.patch import (
     split_patch,
 )
 from acr_bot.verify.testresults import describe_counts
+from acr_bot.verify.tiers import Tiered, TierOptions, tiered_run, tier_result
 
 _SHOWN = 5
 
 
 def verify_workspace(baseline: TestRun, tree: Worktree, sandbox: Sandbox, test_command: str, *,
                      keep: Sequence[str] = (), test_paths: Sequence[str] = (),
-                     named: Sequence[str] = (), files: Sequence[str] | None = None) -> Verdict:
+                     named: Sequence[str] = (), files: Sequence[str] | None = None,
+                     tiers: TierOptions | None = None) -> Verdict:
     """Judge the workspace's changes against `baseline` with the original tests (see above).
 
     `keep`: untracked paths the setup command made (not part of the patch); `test_paths`: globs
     added to the default test paths; `named`: pytest ids the task names, which must pass;
     `files`: the paths the harness will commit (judged with whatever else changed in the
-    workspace, since it is there when the tests run), which the PR's list of tests keeps to."""
+    workspace, since it is there when the tests run), which the PR's list of tests keeps to;
+    `tiers`: how the decisive run goes (verify/tiers.py: the tests importing the change first,
+    then the full suite)."""
     paths = sorted({*changed_paths(tree, keep), *(files or ())})
     split = split_patch(tree, paths, test_paths)
-    verdict = _verify(baseline, tree, sandbox, test_command, split, keep, test_paths, named)
+    decisive = functools.partial(_decisive, baseline, tree, sandbox, test_command, split, named,
+                                 tiers or TierOptions())
+    verdict = _verify(baseline, tree, sandbox, test_command, split, keep, test_paths, named,
+                      decisive)
     if files is None:
         return verdict
     return replace(verdict, tests_changed=tuple(p for p in verdict.tests_changed if p in files))
@@ -53,25 +62,45 @@ def verify_workspace(baseline: TestRun, tree: Worktree, sandbox: Sandbox, test_c
 
 def _verify(baseline: TestRun, tree: Worktree, sandbox: Sandbox, test_command: str,
             split: PatchSplit, keep: Sequence[str], test_paths: Sequence[str],
-            named: Sequence[str]) -> Verdict:
+            named: Sequence[str], decisive: Callable[[], Tiered]) -> Verdict:
     """verify_workspace once the patch is split."""
     if not split.code:
         return _not_run(test_command, split, _only_tests(split))
     if broken := syntax_problem(tree, [p for p in split.code if p.endswith(".py")]):
         return _not_run(test_command, split, broken)
     if not split.tests:
-        return _decide(baseline, sandbox.run(test_command, tree.path), named, split)
+        return _tiered_decision(baseline, decisive(), named, split)
     with original_tests(tree, split, keep, test_paths):
-        first = sandbox.run(test_command, tree.path)
-    verdict = _decide(baseline, first, named, split)
+        tiered = decisive()
+    verdict = _tiered_decision(baseline, tiered, named, split)
+    if tiered.rejection:
+        return replace(verdict, reason=f"with the original tests: {verdict.reason}")
     if not verdict.passed:
         return replace(verdict, reason=f"with the original tests: {verdict.reason}")
     second = sandbox.run(test_command, tree.path)  # the whole patch, its own tests included
+    times = (*verdict.tiers, TierTime("whole patch", second.seconds, tier_result(second)))
     if problem := _red(second):
         return Verdict(False, f"the original tests pass, but with the patch's own test changes "
-                       f"({_some(split.tests)}) {problem}", second, split.tests)
-    return replace(verdict, reason=f"{verdict.reason}; tests changed too (the changed tests "
-                   f"also pass): {_some(split.tests)}")
+                       f"({_some(split.tests)}) {problem}", second, split.tests, times)
+    return replace(verdict, tiers=times, reason=f"{verdict.reason}; tests changed too (the "
+                   f"changed tests also pass): {_some(split.tests)}")
+
+
+def _decisive(baseline: TestRun, tree: Worktree, sandbox: Sandbox, command: str,
+              split: PatchSplit, named: Sequence[str], options: TierOptions) -> Tiered:
+    """The tiers on the tree as it stands: the tests that matter first, then the full suite."""
+    known = baseline.passed_ids | baseline.failed_ids | baseline.skipped_ids
+    required = [n for n in named if _matching(n, known)]
+    return tiered_run(baseline, tree.path, tree.run("ls-files", "-z").split("\0"), split.code,
+                      command, lambda line: sandbox.run(line, tree.path), required, options)
+
+
+def _tiered_decision(baseline: TestRun, tiered: Tiered, named: Sequence[str],
+                     split: PatchSplit) -> Verdict:
+    """A first tier's rejection, or the full suite judged by `_decide`."""
+    if tiered.rejection:
+        return Verdict(False, tiered.rejection, tiered.run, split.tests, tiered.times)
+    return replace(_decide(baseline, tiered.run, named, split), tiers=tiered.times)
 
 
 def _decide(baseline: TestRun, run: TestRun, named: Sequence[str], split: PatchSplit) -> Verdict:
