@@ -302,9 +302,12 @@ def test_an_agent_that_commits_or_switches_branches_does_not_move_the_base(
 def test_the_context_window_comes_from_litellms_table_when_it_is_smaller() -> None:
     from acr_bot.fixing.loop import _limits
 
+    from acr_bot.verify.tiers import TierOptions
+
     job = SimpleNamespace(limits=Limits(max_cost_usd=0, context_tokens=1_000_000),
-                          max_cost_usd=2.0, max_output_tokens=8_192, prices={})
-    state = SimpleNamespace(spent=0.0)
+                          max_cost_usd=2.0, max_output_tokens=8_192, prices={},
+                          tiers=TierOptions())
+    state = SimpleNamespace(spent=0.0, baseline=SimpleNamespace(seconds=1.0))
     assert _limits(job, state, "gpt-4o", None).context_tokens == 128_000  # type: ignore[arg-type]
     assert _limits(job, state, "openai/gpt-4o", None).context_tokens == 128_000  # type: ignore[arg-type]
     assert _limits(job, state, "replay/x", None).context_tokens == 1_000_000  # type: ignore[arg-type]

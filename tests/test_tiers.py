@@ -219,3 +219,21 @@ def test_a_job_without_time_for_the_full_suite_stops_cleanly(make_repo, make_rep
     assert result.reason.startswith("stopped before the full test suite: it took 0.0 min at "
                                     "the baseline and 0.")
     assert "(time_limit_minutes)" in result.reason
+
+
+def test_an_agent_attempt_leaves_the_full_suite_its_time() -> None:
+    from types import SimpleNamespace
+
+    from acr_bot.fixing.harness import Limits
+    from acr_bot.fixing.loop import _limits
+
+    now = [0.0]
+    deadline = Deadline(at=1000.0, clock=lambda: now[0])
+    job = SimpleNamespace(limits=Limits(max_cost_usd=1.0, attempt_seconds=3600),
+                          max_cost_usd=2.0, max_output_tokens=100, prices={},
+                          tiers=TierOptions(deadline=deadline))
+    state = SimpleNamespace(spent=0.0, baseline=SimpleNamespace(seconds=300.0))
+    # 1000 s left, the suite needs 300 * 1.1 + 60 = 390 s of them
+    assert _limits(job, state, "replay/x", None).attempt_seconds == pytest.approx(610)
+    job.tiers = TierOptions()
+    assert _limits(job, state, "replay/x", None).attempt_seconds == 3600

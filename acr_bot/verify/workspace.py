@@ -4,6 +4,13 @@ Before each test command the bot streams a tar of the worktree to a `tar -x` run
 sandbox user*; afterwards a `tar -c` run as that user streams the copy back, and the bot
 extracts it with tarfile's `data` filter into a private staging dir. So the bot never follows a
 link the untrusted code planted, and a file that user could not read cannot come back.
+
+The copy is made whole once (and for each agent session, which gets a .git); after that only
+what changed moves (verify/treesync.py): into the copy, the entries whose signature changed
+since the last sync, and the removals; back, the entries whose change time is after the stamp
+the bot set before the command (a time the sandbox user cannot forge), and the removals, read
+from the copy's full listing. What the bot refused to take back is removed from the copy at the
+next sync, so a link planted there cannot judge a later run.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 import weakref
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from acr_bot.domain import TestRun
@@ -23,9 +32,21 @@ from acr_bot.errors import VerifyError
 from acr_bot.verify.isolation import SandboxUser, hidden_paths, jail_prelude, quiet
 from acr_bot.verify.process import execute, test_run, with_junit
 from acr_bot.verify.testresults import Results, parse_junit, parse_output
+from acr_bot.verify.treesync import Manifest, apply_back, changes, manifest, walk
 
 log = logging.getLogger(__name__)
 _SYNC_TIMEOUT = 600.0
+_STAMP_LEAD_NS = 20_000_000  # the stamp is this far before the command: over a clock tick
+
+
+@dataclass
+class _Synced:
+    """The copy's state after the last sync: the tree it copies and that tree's manifest."""
+
+    tree: Path
+    manifest: Manifest
+    git: bool = False  # an agent session's .git is in the copy
+    stale: tuple[str, ...] = ()  # entries the copy holds that were not taken back
 
 
 class Workspace:
@@ -44,6 +65,7 @@ class Workspace:
         (self.root / "mnt").mkdir(mode=0o700)  # the prelude's staging point, root's
         # Removed even when the owner forgets close(): at garbage collection or exit.
         self._cleanup = weakref.finalize(self, _remove, self.root, user.sudo)
+        self._synced: _Synced | None = None
         self.hidden = hidden_paths(workdir, self.root) if user.unshare else []
         self.prelude = jail_prelude(self.hidden, self.root / "mnt") if user.unshare else None
         owner = [user.sudo, "-n"] if user.sudo else []
@@ -67,16 +89,55 @@ class Workspace:
 
     def sync_in(self, tree: Path, git: Path | None = None) -> None:
         """Make `work` an exact copy of `tree` (without its .git); empty `out`. With `git` (a
-        `.git` directory, `gitrepo.base_repository`), the copy gets that one as its own."""
+        `.git` directory, `gitrepo.base_repository`), the copy gets that one as its own. The
+        whole tree the first time and with `git`; only what changed after that."""
+        last, self._synced = self._synced, None  # a failed sync leaves no state to trust
+        now = manifest(tree)
+        if git is None and last is not None and last.tree == tree:
+            self._sync_changes(tree, last, now)
+        else:
+            self._sync_all(tree, git)
+        self._synced = _Synced(tree, now, git is not None)
+        stamp = time.time_ns() - _STAMP_LEAD_NS
+        os.utime(self.stamp, ns=(stamp, stamp))
+
+    @property
+    def stamp(self) -> Path:
+        """The bot's file whose time marks the start of a command (`find -cnewer`)."""
+        path = self.root / "stamp"
+        if not path.exists():
+            path.touch(mode=0o644)
+        return path
+
+    def _sync_changes(self, tree: Path, last: _Synced, now: Manifest) -> None:
+        """Copy what changed in `tree` since `last`; remove what went (and what is stale)."""
+        copy, remove = changes(last.manifest, now)
+        remove = [*remove, *last.stale, *([".git"] if last.git else [])]
+        listing = self.root / "remove"
+        listing.write_bytes(b"".join(f"{rel}\0".encode() for rel in remove))
+        listing.chmod(0o644)
+        # Folders a command left closed are opened one by one (-exec \\;) before find enters.
+        script = ('cd "$1/work" && find . ../out -type d ! -perm -u=rwx -exec chmod u+rwx {} \\; '
+                  '2>/dev/null; find ../out -mindepth 1 -delete && xargs -0 -r rm -rf -- < "$2" '
+                  '&& exec tar -x -f - -C .')
+        self._tar_in(script, [str(self.root), str(listing)],
+                     [(tree / rel, rel) for rel in copy], None)
+
+    def _sync_all(self, tree: Path, git: Path | None) -> None:
+        """Make `work` a copy of the whole tree."""
         # chmod first: a command may have left directories it cannot itself write to.
         script = ('chmod -R u+rwX "$1" "$2" 2>/dev/null; find "$1" "$2" -mindepth 1 -delete '
                   '&& exec tar -x -f - -C "$1"')
-        proc = self.user.run(["/bin/sh", "-c", script, "sh", str(self.work),
-                              str(self.root / "out")], stdin=subprocess.PIPE)
+        self._tar_in(script, [str(self.work), str(self.root / "out")], walk(tree), git)
+
+    def _tar_in(self, script: str, args: list[str], entries: Iterable[tuple[Path, str]],
+                git: Path | None) -> None:
+        """Stream `entries` (and `git` as .git) to `script` run as the sandbox user."""
+        proc = self.user.run(["/bin/sh", "-c", script, "sh", *args], stdin=subprocess.PIPE)
         assert proc.stdin is not None
         try:
             with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
-                for path, rel in _walk(tree):
+                for path, rel in entries:
                     tar.add(path, arcname=rel, recursive=False)
                 if git is not None:
                     tar.add(git, arcname=".git")
@@ -88,11 +149,49 @@ class Workspace:
 
     def sync_out(self, tree: Path, staging: Path) -> Path | None:
         """Make `tree` (but its .git) an exact copy of `work` (but the copy's .git, which is
-        the agent's alone); return the JUnit file, if any."""
+        the agent's alone); return the JUnit file, if any. Only what changed in the copy
+        after the last sync_in into `tree` moves."""
+        last, self._synced = self._synced, None
+        if last is None or last.tree != tree:
+            return self._sync_all_out(tree, staging)
+        present = self._listing()
+        script = ('cd "$1" && find work -mindepth 1 \\( -path work/.git -prune -o \\( -newer "$2" -o -cnewer '
+                  '"$2" \\) -print0 \\) | { cat; [ -f out/junit.xml ] && printf "out\\0out/junit.xml\\0"; '
+                  '} | exec tar -c -f - --null --no-recursion -T -')
+        junit = self._tar_out(script, [str(self.root), str(self.stamp)], staging)
+        apply_back(tree, staging / "work", present)
+        now = manifest(tree)
+        stale = tuple(sorted(present - set(now.entries)))
+        self._synced = _Synced(tree, now, last.git, stale)
+        return junit
+
+    def _listing(self) -> set[str]:
+        """Every path in the copy (but its .git), as the sandbox user sees them; what a command
+        left unreadable is opened first (so nothing is missing from the list)."""
+        script = ('cd "$1" && find . ../out \\( -path ./.git -prune \\) -o -type d ! -perm -u=rx '
+                  '-exec chmod u+rx {} \\; 2>/dev/null; find . ../out \\( -path ./.git -prune \\) -o '
+                  '-type f ! -perm -u=r -exec chmod u+r {} + 2>/dev/null; '
+                  'exec find . -mindepth 1 \\( -path ./.git -prune -o -print0 \\)')
+        proc = self.user.run(["/bin/sh", "-c", script, "sh", str(self.work)],
+                             stdout=subprocess.PIPE)
+        out, _ = proc.communicate(timeout=_SYNC_TIMEOUT)
+        if proc.returncode != 0:
+            raise VerifyError(f"sandbox: local: cannot list the copy (exit {proc.returncode})")
+        return {p.removeprefix("./") for p in out.decode(errors="surrogateescape").split("\0")
+                if p}
+
+    def _sync_all_out(self, tree: Path, staging: Path) -> Path | None:
+        """Make `tree` a copy of the whole of `work`."""
         script = ('chmod -R u+rX "$1/work" "$1/out" 2>/dev/null; '
                   'exec tar -c -f - --anchored --exclude=work/.git -C "$1" work out')
-        proc = self.user.run(["/bin/sh", "-c", script, "sh", str(self.root)],
-                             stdout=subprocess.PIPE)
+        junit = self._tar_out(script, [str(self.root)], staging)
+        _replace_tree(tree, staging / "work")
+        return junit
+
+    def _tar_out(self, script: str, args: list[str], staging: Path) -> Path | None:
+        """Extract what `script` (run as the sandbox user) streams into `staging`; the JUnit
+        file, if any."""
+        proc = self.user.run(["/bin/sh", "-c", script, "sh", *args], stdout=subprocess.PIPE)
         assert proc.stdout is not None
         try:
             with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
@@ -102,7 +201,6 @@ class Workspace:
         finally:
             proc.stdout.close()
             _finish(proc, "copy the tree back from the sandbox", strict=False)
-        _replace_tree(tree, staging / "work")
         junit = staging / "out" / "junit.xml"
         return junit if junit.is_file() and not junit.is_symlink() else None
 
@@ -136,18 +234,6 @@ def _remove(root: Path, sudo: str | None) -> None:
         parts = [str(root / p) for p in Workspace.PARTS]
         quiet([sudo, "-n", "rm", "-rf", "--", *parts])
     shutil.rmtree(root, ignore_errors=True)
-
-
-def _walk(tree: Path) -> Iterable[tuple[Path, str]]:
-    """Every entry under `tree` but its top-level .git, parents first; links not followed."""
-    for folder, dirs, files in os.walk(tree):
-        here = Path(folder)
-        if here == tree:
-            dirs[:] = [d for d in dirs if d != ".git"]
-            files = [f for f in files if f != ".git"]
-        dirs.sort()
-        for name in sorted(dirs) + sorted(files):
-            yield here / name, str((here / name).relative_to(tree))
 
 
 def _extract(tar: tarfile.TarFile, dest: Path) -> None:
