@@ -122,3 +122,13 @@ def test_the_settings_of_large_repositories_parse(tmp_path: Path) -> None:
         load_settings(tmp_path, env={})
     assert cache_dir(Settings(), {"XDG_CACHE_HOME": "/c"}) == Path("/c/acr-bot")
     assert cache_dir(Settings(), {"HOME": "/h"}) == Path("/h/.cache/acr-bot")
+
+
+def test_a_few_named_tests_run_in_one_process() -> None:
+    from acr_bot.verify.runners import single_process
+
+    assert single_process("pytest -q -n auto t.py::a") == "pytest -q -n auto t.py::a -n 0"
+    assert single_process("pytest -q --numprocesses=2 t.py") == \
+        "pytest -q --numprocesses=2 t.py -n 0"
+    assert single_process("pytest -q t.py::a") == "pytest -q t.py::a"  # no xdist: unchanged
+    assert single_process("python tests/runtests.py x") == "python tests/runtests.py x"

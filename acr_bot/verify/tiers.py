@@ -20,7 +20,7 @@ from pathlib import Path
 
 from acr_bot.domain import TestCounts, TestRun, TierTime
 from acr_bot.errors import AcrError
-from acr_bot.verify.runners import narrow
+from acr_bot.verify.runners import narrow, single_process
 from acr_bot.verify.selection import DEFAULT_LIMIT, select_tests
 from acr_bot.verify.testresults import describe_counts, parse_unittest
 
@@ -117,7 +117,8 @@ def first_tier(root: Path, paths: Sequence[str], code: Sequence[str], command: s
     selection = select_tests(paths, code, lambda p: _read(root / p), named=named, limit=limit)
     steps = []
     if selection.named and (narrowed := narrow(command, selection.named)):
-        steps.append(Step("named tests", narrowed, _count(len(selection.named), "named test")))
+        steps.append(Step("named tests", single_process(narrowed),
+                          _count(len(selection.named), "named test")))
     if selection.modules and (narrowed := narrow(command, selection.modules)):
         size = _count(len(selection.modules), "test module")
         more = f" (+{selection.dropped} more left to the full suite)" if selection.dropped else ""
