@@ -51,9 +51,10 @@ from acr_bot.verify.process import run_command  # noqa: E402
 from acr_bot.verify.runners import with_workers  # noqa: E402
 
 CACHE = ROOT / ".ci" / "cache"
-# The projects' test dependencies, pinned (sympy 1.14 needs mpmath < 1.4).
+# The projects' test dependencies, pinned (sympy 1.14 needs mpmath < 1.4; Django's parallel
+# runner needs tblib to report a failure from a worker).
 DEPS = ("pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.170.27", "mpmath==1.3.0",
-        "asgiref==3.13.0", "sqlparse==0.6.1")
+        "asgiref==3.13.0", "sqlparse==0.6.1", "tblib==3.2.2")
 Change = tuple[str, str, str]  # path, old text, new text
 
 
