@@ -100,3 +100,39 @@ def test_on_a_real_tree_the_graph_is_read_from_disk(tmp_path: Path) -> None:
     selection = select_tests(paths, ["src/shop/prices.py"],
                              lambda p: (tmp_path / p).read_text())
     assert selection.modules == ("tests/test_prices.py",)
+
+
+def test_import_statements_are_found_wherever_they_stand() -> None:
+    source = ('"""Doc."""\nimport os\nfrom shop.prices import (\n    price,\n    tax,\n)\n\n\n'
+              "def test_late():\n    from shop import cart\n    import shop.util.text as t\n"
+              "    x = 'import nothing'\n\nclass C:\n    from . import helper\n")
+    found = imported(source, "tests.test_x", False)
+    assert {"os", "shop.prices", "shop.prices.price", "shop.cart", "shop.util.text",
+            "tests.helper"} <= found
+    assert "nothing" not in found
+    # A file that does not parse as a whole still shows its imports.
+    assert "shop.prices" in imported("from shop.prices import price\ndef broken(:\n", "t", False)
+
+
+def test_selection_on_the_sympy_and_django_layouts_in_a_git_tree(tmp_path: Path) -> None:
+    from acr_bot.gitrepo import git
+    from acr_bot.verify.tiers import first_tier
+
+    files = {
+        "sympy/__init__.py": "", "sympy/parsing/__init__.py": "",
+        "sympy/parsing/sympy_parser.py": "", "sympy/parsing/tests/__init__.py": "",
+        "sympy/parsing/tests/test_sympy_parser.py": "from sympy.parsing.sympy_parser import x\n",
+        "sympy/core/tests/test_expr.py": "from sympy.parsing.sympy_parser import (\n  x)\n",
+        "sympy/core/tests/test_other.py": "from sympy import S\n", "sympy/lonely.py": "",
+    }
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    [step] = first_tier(tmp_path, sorted(files), ["sympy/parsing/sympy_parser.py"],
+                        "python -m pytest -q")
+    assert step.command == ("python -m pytest -q sympy/parsing/tests/test_sympy_parser.py "
+                            "sympy/core/tests/test_expr.py")
+    # git grep finds the name in no test module: nothing to parse, no first tier.
+    assert first_tier(tmp_path, sorted(files), ["sympy/lonely.py"], "python -m pytest") == []

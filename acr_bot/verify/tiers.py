@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from acr_bot.domain import TestCounts, TestRun, TierTime
-from acr_bot.errors import AcrError
+from acr_bot.errors import AcrError, GitError
+from acr_bot.gitrepo import git
 from acr_bot.verify.runners import narrow, single_process
 from acr_bot.verify.selection import DEFAULT_LIMIT, select_tests
 from acr_bot.verify.testresults import describe_counts, parse_unittest
@@ -114,7 +115,8 @@ class Step:
 def first_tier(root: Path, paths: Sequence[str], code: Sequence[str], command: str,
                named: Sequence[str] = (), limit: int = DEFAULT_LIMIT) -> list[Step]:
     """The first-tier runs for a change to `code` (paths) in the tree at `root`."""
-    selection = select_tests(paths, code, lambda p: _read(root / p), named=named, limit=limit)
+    selection = select_tests(paths, code, lambda p: _read(root / p), named=named, limit=limit,
+                             grep=lambda words, files: _grep(root, words, files))
     steps = []
     if selection.named and (narrowed := narrow(command, selection.named)):
         steps.append(Step("named tests", single_process(narrowed),
@@ -181,6 +183,19 @@ def _count(n: int, what: str) -> str:
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
+
+
+def _grep(root: Path, words: Sequence[str], files: Sequence[str]) -> set[str] | None:
+    """The tracked `files` that hold any of `words` (git grep: fast on a large tree); None
+    when git cannot tell (not a repository)."""
+    if not files:
+        return set()
+    patterns = [arg for word in words for arg in ("-e", word)]
+    try:
+        out = git(root, "grep", "-l", "-z", "-F", "--no-color", *patterns, "--", *files)
+    except GitError as error:  # exit 1 and nothing said: no file holds them
+        return None if getattr(error, "output", "") else set()
+    return {p for p in out.split("\0") if p}
 
 
 def _read(path: Path) -> str:
