@@ -31,6 +31,7 @@ class Task:
     language: str | None = None
     tags: tuple[str, ...] = ()
     url: str | None = None
+    changed: tuple[str, ...] = ()  # paths the triggering change touched (a red CI run's)
 
     @property
     def text(self) -> str:

@@ -493,10 +493,12 @@ def test_ci_failure_opens_one_pr_into_the_failing_branch_and_updates_it(
     sha = push_branch(world, "feature")
     replay = make_replay({"strong": [CI_REPLY]})
     world.fake.add_failed_run(501, CI_LOG)
+    world.fake.commit_files[sha] = ["stats/core.py", "tests/test_core.py", "setup.cfg"]
 
     outcome = world.run("workflow_run", failed_run("feature", sha, 501), replay)
 
     assert outcome.outcome == "fixed", world.log
+    assert world.fake.calls("GET", rf"/commits/{sha}$")  # what the red change touched
     assert world.fake.calls("GET", r"/actions/runs/501/jobs$")
     assert world.fake.calls("GET", r"/actions/jobs/5011/logs$")  # the failed job only
     assert world.fake.calls("GET", r"/blob/logs/5011$")  # the redirect was followed
@@ -522,6 +524,21 @@ def test_ci_failure_opens_one_pr_into_the_failing_branch_and_updates_it(
     memory = world.memory()
     assert memory is not None
     assert [r.task for r in memory.records] == [f"ci:{REPO}@feature"] * 2
+    assert {"chg:stats", "chg:tests", "chg:build"} <= set(memory.records[0].features.split())
+
+
+def test_ci_failure_whose_changed_files_are_unknown_is_still_fixed(world: World,
+                                                                    make_replay) -> None:
+    sha = push_branch(world, "feature")
+    world.fake.add_failed_run(504, CI_LOG)  # no commit files: the API answers 422
+
+    outcome = world.run("workflow_run", failed_run("feature", sha, 504),
+                        make_replay({"strong": [CI_REPLY]}))
+
+    assert outcome.outcome == "fixed", world.log
+    assert "changed files of the run unknown" in world.log
+    memory = world.memory()
+    assert memory is not None and "chg:" not in memory.records[0].features
 
 
 def test_ci_failure_on_a_fork_is_ignored_without_checkout(world: World, monkeypatch) -> None:

@@ -285,9 +285,19 @@ def failed_run(relative: str = "workflow_run/completed.payload.json") -> dict[st
                                       "workflow_run/completed.with-pull-requests.payload.json"])
 def test_a_failed_run_asks_for_a_ci_fix(relative: str) -> None:
     action = classify("workflow_run", failed_run(relative))
+    pulls = (2,) if "pull-requests" in relative else ()  # their files are the change's
     assert action == FixCI(289782451, "3484a3fb816e0859fd6e1cea078d76385ff50625", "master",
                            ".github/workflows/test.yml",
-                           "https://github.com/octo-org/octo-repo/actions/runs/289782451")
+                           "https://github.com/octo-org/octo-repo/actions/runs/289782451", pulls)
+
+
+@pytest.mark.parametrize("listed", ["not a list", [{"number": "2"}, {"number": True}, 7, None],
+                                    None])
+def test_malformed_pull_requests_of_a_run_are_no_pull_requests(listed: Any) -> None:
+    payload = failed_run("workflow_run/completed.with-pull-requests.payload.json")
+    payload["workflow_run"]["pull_requests"] = listed
+    action = classify("workflow_run", payload)
+    assert isinstance(action, FixCI) and action.pulls == ()
 
 
 def test_a_failed_run_uses_the_workflow_name_when_there_is_one() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import zlib
 
 import numpy as np
@@ -190,3 +191,21 @@ IndexError: list index out of range
     other = vectorize(extract("Add dark mode support to the settings page in app.tsx").tokens)
     assert float(one @ two) > float(one @ other) + 0.3
     assert float(one @ two) > 0.5
+
+
+def test_a_changed_files_feature_says_what_the_change_touched() -> None:
+    from acr_bot.routing.features import changed_tokens
+
+    assert changed_tokens(["src/pkg/core.py", "src/pkg/util.py", "tests/test_core.py",
+                           "pyproject.toml", "docs/index.rst"]) == ["chg:src", "chg:tests",
+                                                                    "chg:build"]
+    assert changed_tokens(["web/app.test.ts", "pkg/parser_test.go", "lib/__tests__/a.js",
+                           ".github/workflows/ci.yml", "README.md"]) == [
+        "chg:tests", "chg:build", "chg:root"]
+    assert changed_tokens([]) == []
+    ci = Task("ci:o/r@main", "CI failure in tests on main", "1 failed", "ci",
+              changed=("cmd/server/main.go", "go.mod"))
+    tokens = task_features(ci).tokens
+    assert "lang:go" in tokens  # the change's files name the language the log does not
+    assert {"chg:cmd", "chg:build"} <= set(tokens)
+    assert not any(t.startswith("chg:") for t in task_features(replace(ci, changed=())).tokens)

@@ -42,6 +42,8 @@ PATHS = [
     "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs",
     "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs",
     "/repos/{owner}/{repo}/collaborators/{username}/permission",
+    "/repos/{owner}/{repo}/pulls/{pull_number}/files",
+    "/repos/{owner}/{repo}/commits/{ref}",
 ]
 
 
@@ -163,6 +165,26 @@ def test_contract_the_actors_permission(contract_gh: GitHub, exchanges: Exchange
     exchanges.check()
     assert [(m, urlsplit(u).path) for m, u, *_ in exchanges.seen] == [
         ("GET", "/repos/octocat/Hello-World/collaborators/octocat/permission")]
+
+
+def test_contract_the_files_a_change_touched(contract_gh: GitHub, exchanges: Exchange) -> None:
+    # The spec's examples: a pull request touching file1.txt; a commit touching file1.txt.
+    assert contract_gh.changed_files("6dcb09b5b57875f334f61aebed695e2e4193db5e", [1347]) == [
+        "file1.txt"]
+    assert contract_gh.changed_files("6dcb09b5b57875f334f61aebed695e2e4193db5e") == [
+        "file1.txt"]
+    exchanges.check()
+    assert [urlsplit(u).path for _, u, *_ in exchanges.seen] == [
+        "/repos/octocat/Hello-World/pulls/1347/files",
+        "/repos/octocat/Hello-World/commits/6dcb09b5b57875f334f61aebed695e2e4193db5e"]
+
+
+def test_the_files_of_an_unknown_commit_are_a_clear_error(fake: FakeGitHub) -> None:
+    client = GitHub(TOKEN, REPO, fake.api_url, retries=0, write_delay=0, read_delay=0)
+    fake.commit_files["a" * 40] = ["src/calc.py", "tests/test_calc.py"]
+    assert client.changed_files("a" * 40) == ["src/calc.py", "tests/test_calc.py"]
+    with pytest.raises(GitHubError, match="list files of commit bbbbbbbbbbbb failed with HTTP 422"):
+        client.changed_files("b" * 40)
 
 
 def test_a_login_that_is_no_login_never_reaches_a_url(fake: FakeGitHub) -> None:

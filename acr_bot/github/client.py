@@ -11,7 +11,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
@@ -236,6 +236,19 @@ class GitHub:
         jobs = self._call(f"list jobs of run {run_id}", lambda: list(run.jobs("latest")))
         failed = [j for j in jobs if j.conclusion in ("failure", "timed_out")][:limit]
         return [(j.name, self._job_log(j.id)) for j in failed]
+
+    def changed_files(self, sha: str, pulls: Sequence[int] = (), limit: int = 100) -> list[str]:
+        """Paths the failing run's change touched: its pull request's files when the run
+        belongs to one, else its head commit's. A routing feature: what kind of change broke.
+
+        GET /repos/{o}/{r}/pulls/{n}/files, or GET /repos/{o}/{r}/commits/{sha}"""
+        if pulls:
+            pr = self._repo.get_pull(pulls[0])  # lazy: no GET
+            return self._call(f"list files of pull request #{pulls[0]}", lambda: [
+                f.filename for f in islice(pr.get_files(), limit)])
+        commit = self._repo.get_commit(sha)  # lazy: the files are the GET
+        return self._call(f"list files of commit {sha[:12]}", lambda: [
+            f.filename for f in commit.files[:limit]])
 
     def _job_log(self, job_id: int) -> str:
         import requests

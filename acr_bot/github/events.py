@@ -66,6 +66,7 @@ class FixCI:
     head_branch: str
     workflow: str
     url: str = ""
+    pulls: tuple[int, ...] = ()  # the pull requests the run belongs to (their files changed)
 
 
 @dataclass(frozen=True)
@@ -244,10 +245,13 @@ def _workflow_run(payload: Mapping[str, Any]) -> Action:
         # It is passed to `git fetch`: "--upload-pack=..." would run a command.
         raise EventError(f"event payload field workflow_run.head_sha is not a commit sha: "
                          f"{sha[:80]!r}")
+    listed = run.get("pull_requests")
+    pulls = tuple(p["number"] for p in (listed if isinstance(listed, list) else ())
+                  if isinstance(p, Mapping) and type(p.get("number")) is int)
     return FixCI(_get(payload, "workflow_run.id", int), sha,
                  _get(payload, "workflow_run.head_branch"),
                  _title(run.get("name")) or _title(run.get("path")) or "CI",
-                 _text(run.get("html_url")))
+                 _text(run.get("html_url")), pulls)
 
 
 def _bot_pr(payload: Mapping[str, Any]) -> tuple[int, str, dict[str, str]] | None:

@@ -16,7 +16,7 @@ from typing import Any
 from acr_bot import app
 from acr_bot.config import ActionContext, Settings
 from acr_bot.domain import FixResult, Record, Task
-from acr_bot.errors import AcrError, GitError, MemoryFileError
+from acr_bot.errors import AcrError, GitError, GitHubError, MemoryFileError
 from acr_bot.github.cilogs import task_text
 from acr_bot.github.console import ActionOutcome, Console
 from acr_bot.github.events import (
@@ -291,7 +291,7 @@ def fix_ci(job: Job, action: FixCI) -> ActionOutcome:
     git(job.repo.root, "fetch", "--quiet", "--no-tags", job.origin.url, action.head_sha,
         env=job.origin.env())
     task = Task(task_id, f"CI failure in {action.workflow} on {action.head_branch}", body, "ci",
-                tags=(job.ctx.repository,))
+                tags=(job.ctx.repository,), changed=_changed_files(job, action))
     head = f"{BOT_BRANCH_PREFIX}ci-{slugify(action.head_branch)}"
     result = job.fix(task, action.head_sha, head)
     if result.outcome != "fixed":
@@ -299,6 +299,17 @@ def fix_ci(job: Job, action: FixCI) -> ActionOutcome:
     url = job.publish(result, head, action.head_branch, f"Fix CI on {action.head_branch}: "
                       f"{action.workflow}")
     return _outcome(result, f"CI on {action.head_branch}", url)
+
+
+def _changed_files(job: Job, action: FixCI) -> tuple[str, ...]:
+    """What the failing change touched, for routing; without it the fix goes on."""
+    try:
+        files = job.gh.changed_files(action.head_sha, action.pulls)
+    except GitHubError as exc:
+        job.console.warning(f"changed files of the run unknown: {exc}")
+        return ()
+    job.console.line(f"{len(files)} changed file(s) in the failing change")
+    return tuple(files)
 
 
 def revise(job: Job, action: Revise) -> ActionOutcome:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 DIM = 128
 MAX_COMPACT = 200  # bytes of tokens per memory record; keeps records under ~400 bytes
 WEIGHTS = {"lang": 1.5, "kind": 1.5, "err": 1.5, "lib": 1.2, "file": 1.0, "tag": 2.5,
-           "size": 0.8, "w": 0.6, "src": 1.0}
+           "size": 0.8, "w": 0.6, "src": 1.0, "chg": 1.2}
 
 EXTENSIONS = {
     "py": "python", "js": "javascript", "jsx": "javascript", "mjs": "javascript",
@@ -54,6 +54,10 @@ ERROR_RE = re.compile(r"\b([A-Z][A-Za-z0-9]*(?:Error|Exception|Warning|Fault))\b
 FILE_RE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.(" + "|".join(EXTENSIONS) + r"))\b")
 IMPORT_RE = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)
 SITE_RE = re.compile(r"(?:site-packages|node_modules|dist-packages)/(@?[\w.-]+)")
+BUILD_FILES = frozenset({"pyproject.toml", "setup.py", "setup.cfg", "requirements.txt",
+                         "package.json", "package-lock.json", "yarn.lock", "go.mod", "go.sum",
+                         "cargo.toml", "cargo.lock", "makefile", "dockerfile", "tox.ini",
+                         "noxfile.py", "poetry.lock", "uv.lock", "pnpm-lock.yaml"})
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,}")
 STOPWORDS = frozenset(["the", "and", "for", "that", "this", "with", "from", "not", "are", "but", "was", "have", "has", "had", "you", "your", "when", "what", "which", "will", "would", "should", "could", "can", "cannot", "into", "then", "than", "there", "their", "they", "them", "its", "also", "just", "like", "more", "some", "such", "only", "other", "about", "after", "before", "because", "been", "being", "both", "each", "does", "doing", "done", "how", "here", "where", "while", "why", "all", "any", "most", "very", "use", "used", "using", "get", "got", "set", "one", "two", "out", "off", "over", "under", "again", "further", "once", "same", "new", "now", "way", "may", "might", "must", "need", "make", "made", "see", "seen", "seems", "issue", "issues", "please", "thanks", "thank", "hello", "want", "expected", "actual", "example", "following", "instead", "code", "file", "line", "lines", "run", "running", "work", "works", "working", "test", "tests", "error", "errors", "bug", "fix", "return", "returns", "value", "values", "true", "false", "none", "null", "self", "def", "class", "import", "print"])
 
@@ -125,16 +129,18 @@ def content_words(text: str, limit: int = 8) -> list[str]:
 
 def extract(text: str, *, language: str | None = None, tags: Sequence[str] = (),
             source: str = "cli", known_libraries: Iterable[str] = (),
-            repo_languages: Sequence[str] = (), files: Sequence[str] = ()) -> Features:
+            repo_languages: Sequence[str] = (), files: Sequence[str] = (),
+            changed: Sequence[str] = ()) -> Features:
     """Features of a task from its text and metadata; deterministic, no I/O.
 
     `tags`: what the event says about the task (repository, issue labels); `source`: the
     trigger (issue, ci, revise, cli; a benchmark row has none); `files`: failing test files
-    the bot saw (test ids `path::name` are cut to their path)."""
+    the bot saw (test ids `path::name` are cut to their path); `changed`: the paths the
+    triggering change touched (a red CI run's commit or pull request)."""
     text = strip_secrets(text)
     files = list(dict.fromkeys([*(f.split("::", 1)[0] for f in files[:3]),
                                 *mentioned_files(text)]))[:4]
-    langs = languages(text, language, files) or list(repo_languages[:1])
+    langs = languages(text, language, [*files, *changed]) or list(repo_languages[:1])
     tokens = [f"lang:{x}" for x in langs]
     tokens += [f"kind:{task_kind(text, source)}"]
     tokens += [f"tag:{_sanitize(t)}" for t in tags]
@@ -142,15 +148,35 @@ def extract(text: str, *, language: str | None = None, tags: Sequence[str] = (),
     tokens += [f"err:{x}" for x in error_types(text)]
     tokens += [f"lib:{x}" for x in libraries(text, known_libraries)]
     tokens += [f"file:{p.rsplit('/', 1)[-1]}" for p in files]
+    tokens += changed_tokens(changed)
     tokens += [f"size:{int(math.log2(len(text) + 1))}"]
     tokens += [f"w:{w}" for w in content_words(text)]
     return Features(_fit(tokens))
 
 
+def changed_tokens(paths: Sequence[str], limit: int = 3) -> list[str]:
+    """What a change touched, coarsely: its top folders (`chg:src`, `chg:docs`) and whether
+    it touched tests or the build (`chg:tests`, `chg:build`), most touched first. A change
+    to the lock file breaks CI differently from one to the parser."""
+    found: Counter[str] = Counter()
+    for path in paths[:300]:
+        parts = path.strip("/").split("/")
+        name = parts[-1].lower()
+        if any(re.fullmatch(r"tests?|__tests__|spec", p) for p in parts[:-1]) or re.match(
+                r"(test_.*|.*_test)\.\w+$|.*\.(test|spec)\.\w+$", name):
+            found["tests"] += 1
+        elif name in BUILD_FILES or parts[0] in (".github", "ci", ".ci"):
+            found["build"] += 1
+        else:
+            found[parts[0] if len(parts) > 1 else "root"] += 1
+    return [f"chg:{_sanitize(k)}" for k, _ in found.most_common(limit)]
+
+
 def task_features(task: Task, known_libraries: Iterable[str] = (),
                   repo_languages: Sequence[str] = (), files: Sequence[str] = ()) -> Features:
     return extract(task.text, language=task.language, tags=task.tags, source=task.source,
-                   known_libraries=known_libraries, repo_languages=repo_languages, files=files)
+                   known_libraries=known_libraries, repo_languages=repo_languages, files=files,
+                   changed=task.changed)
 
 
 def _fit(tokens: list[str]) -> tuple[str, ...]:

@@ -53,6 +53,8 @@ class FakeGitHub:
         self.jobs: dict[int, list[dict[str, Any]]] = {}
         self.logs: dict[int, str] = {}
         self.reviews: dict[int, list[dict[str, Any]]] = {}
+        self.commit_files: dict[str, list[str]] = {}  # sha -> paths the commit changed
+        self.pull_files: dict[int, list[str]] = {}  # pull request number -> paths it changes
         # login -> role_name (read, triage, write, maintain, admin or a custom role's name);
         # a login not here is not a GitHub user (404), as for a made-up name. The authors of
         # the fixtures' comments and reviews maintain the repository unless a test says not.
@@ -142,6 +144,9 @@ class FakeGitHub:
             ("PATCH", rf"^{repo}/pulls/(\d+)$", lambda m: self._edit_pull(m, body)),
             ("GET", rf"^{repo}/pulls/(\d+)/reviews$", lambda m: self._reviews(m)),
             ("GET", rf"^{repo}/pulls/(\d+)/comments$", lambda m: []),
+            ("GET", rf"^{repo}/pulls/(\d+)/files$", lambda m: self._files(
+                self.pull_files.get(int(m.group(1)), []))),
+            ("GET", rf"^{repo}/commits/([0-9a-f]{{40}})$", lambda m: self._commit(m)),
             ("GET", rf"^{repo}/actions/runs/(\d+)$", lambda m: self._run(m)),
             ("GET", rf"^{repo}/actions/runs/(\d+)/jobs$", lambda m: self._jobs(m)),
             ("GET", rf"^{repo}/actions/jobs/(\d+)/logs$", lambda m: self._log_redirect(m)),
@@ -247,6 +252,19 @@ class FakeGitHub:
 
     def _reviews(self, m: re.Match[str]) -> list[dict[str, Any]]:
         return self.reviews.get(int(m.group(1)), [])
+
+    @staticmethod
+    def _files(paths: list[str]) -> list[dict[str, Any]]:
+        return [{"sha": "0" * 40, "filename": p, "status": "modified", "additions": 1,
+                 "deletions": 1, "changes": 2} for p in paths]
+
+    def _commit(self, m: re.Match[str]) -> Any:
+        sha = m.group(1)
+        if sha not in self.commit_files:
+            return Response(json.dumps({"message": f"No commit found for SHA: {sha}"}), 422,
+                            {"Content-Type": "application/json"})
+        return {"sha": sha, "url": f"{self.base}/repos/{self.repository}/commits/{sha}",
+                "commit": {"message": "a change"}, "files": self._files(self.commit_files[sha])}
 
     def _run(self, m: re.Match[str]) -> dict[str, Any]:
         run_id = int(m.group(1))
