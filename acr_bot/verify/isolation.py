@@ -132,51 +132,100 @@ def quiet(argv: Sequence[str]) -> int:
 # --- keeping the bot's own paths out of reach ---------------------------------------------------
 
 
-def hidden_paths(workdir: Path | None, workspace: Path) -> list[Path]:
+def hidden_paths(workdir: Path | None, workspace: Path,
+                 needed: Sequence[Path] = ()) -> list[Path]:
     """The bot's private directories, hidden (an empty tmpfs) from commands in the namespace:
     its home, RUNNER_TEMP and the runner's file commands, the checkout being fixed (its .git
-    holds a persisted token). Outermost first; never the sandbox's own place or a parent of it
-    (HOME=/ or HOME=/tmp)."""
+    holds a persisted token), and every other private folder (one "other" users may not enter)
+    on the way to a toolchain, so that the toolchain can be kept. Outermost first; never the
+    sandbox's own place or a parent of it (HOME=/ or HOME=/tmp)."""
     found = [Path.home(), Path(pwd.getpwuid(os.geteuid()).pw_dir), *_runner_dirs()]
     repo = _repository_of(workdir) if workdir else None
     if repo is not None:
         found.append(repo)
+    found += [folder for path in toolchains(needed) for folder in _private_folders(path)]
     paths = sorted({p.resolve() for p in found if p.is_dir()}, key=lambda p: len(p.parts))
     return [p for p in paths if p != Path("/") and not workspace.is_relative_to(p)]
 
 
-def kept_paths(hide: Sequence[Path]) -> list[Path]:
-    """What stays visible inside a hidden directory: the toolchains on PATH (pyenv, a venv,
-    ~/.cargo), so the repo's own test command still runs. Each is one top-level entry."""
+def toolchains(needed: Sequence[Path] = ()) -> list[Path]:
+    """What the untrusted commands may need of the bot's files: the folders on PATH (pyenv, a
+    venv, ~/.cargo/bin), this Python, rustup's toolchains (which ~/.cargo/bin's proxies run),
+    the user site of `pip install --user`, and `needed` (a test command's program and its
+    interpreter, `verify/reach.py`)."""
+    home = Path.home()
     wanted = [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
     wanted += [Path(sys.executable), Path(sys.executable).resolve(), Path(sys.base_prefix)]
+    wanted += [Path(os.environ.get("RUSTUP_HOME") or home / ".rustup"), user_base()]
+    return [p for p in [*wanted, *needed] if p.is_absolute() and p.exists()]
+
+
+def user_base() -> Path:
+    """Where `pip install --user` put packages (Python's user base of the bot's home)."""
+    return Path(os.environ.get("PYTHONUSERBASE") or Path.home() / ".local")
+
+
+def _private_folders(path: Path) -> list[Path]:
+    """The folders above `path` that other users may not enter (no o+x) and that are the
+    bot's own (another user's private folder is not the bot's to open)."""
+    found = []
+    for folder in reversed(path.parents):
+        try:
+            info = folder.stat()
+        except OSError:
+            break
+        if not info.st_mode & 0o001:
+            if info.st_uid != os.geteuid():
+                break
+            found.append(folder)
+    return found
+
+
+def kept_paths(hide: Sequence[Path], needed: Sequence[Path] = ()) -> list[Path]:
+    """What stays visible inside a hidden directory: the toolchains (`toolchains`), so the
+    repo's own test command still runs. Each is one top-level entry of the hidden directory."""
     keep: list[Path] = []
-    for path in wanted:
+    for path in toolchains(needed):
         for hidden in hide:
-            if path.is_absolute() and path.is_relative_to(hidden) and path != hidden:
+            if path.is_relative_to(hidden) and path != hidden:
                 top = hidden / path.relative_to(hidden).parts[0]
                 if top.exists() and top not in keep:
                     keep.append(top)
     return keep
 
 
-def jail_prelude(hide: Sequence[Path], stage: Path) -> str:
+def jail_prelude(hide: Sequence[Path], stage: Path, needed: Sequence[Path] = ()) -> str:
     """The root shell script run inside the new mount namespace before dropping to the
-    sandbox user: the kept toolchains are set aside, each outermost hidden dir becomes an empty
-    tmpfs, the toolchains are mounted back at their own paths, and a hidden dir inside one of
-    them (RUNNER_TEMP inside a kept folder) is hidden again."""
-    outer = [p for p in hide if not any(p != o and p.is_relative_to(o) for o in hide)]
-    keep = kept_paths(outer)
-    lines = ["set -e"]
-    for i, path in enumerate(keep):
-        lines += [f"mkdir -p {stage}/{i}", f"mount --rbind {shlex.quote(str(path))} {stage}/{i}"]
-    lines += [_tmpfs(path) for path in outer]
-    for i, path in enumerate(keep):
-        quoted = shlex.quote(str(path))
-        lines += [f"mkdir -p {quoted}", f"mount --rbind {stage}/{i} {quoted}"]
-    lines += [f"if [ -d {shlex.quote(str(p))} ]; then {_tmpfs(p)}; fi"
-              for p in hide if p not in outer]
+    sandbox user. Outermost first, each hidden dir becomes an empty tmpfs with its kept
+    toolchains set aside and mounted back at their own paths; a hidden dir inside a kept one
+    (RUNNER_TEMP in a tool cache, the home under a private folder) is hidden again, with its own
+    kept toolchains; one already gone with an outer tmpfs needs nothing."""
+    lines: list[str] = ["set -e"]
+    tops: dict[Path, list[Path]] = {}  # hidden dir -> its kept toolchains
+    count = 0
+    for folder in sorted(hide, key=lambda p: len(p.parts)):
+        if _gone(folder, tops):
+            continue
+        keep = kept_paths([folder], needed)
+        staged = [f"{stage}/{count + i}" for i in range(len(keep))]
+        for path, place in zip(keep, staged):
+            lines += [f"mkdir -p {place}", f"mount --rbind {shlex.quote(str(path))} {place}"]
+        lines.append(_tmpfs(folder))
+        for path, place in zip(keep, staged):
+            quoted = shlex.quote(str(path))
+            lines += [f"mkdir -p {quoted}", f"mount --rbind {place} {quoted}"]
+        tops[folder] = keep
+        count += len(keep)
     return "\n".join([*lines, 'exec "$@"'])
+
+
+def _gone(folder: Path, tops: Mapping[Path, Sequence[Path]]) -> bool:
+    """Whether `folder` went with the innermost tmpfs above it (it is in none of its kept)."""
+    above = [hidden for hidden in tops if folder.is_relative_to(hidden)]
+    if not above:
+        return False
+    inner = max(above, key=lambda hidden: len(hidden.parts))
+    return not any(folder.is_relative_to(kept) for kept in tops[inner])
 
 
 def _tmpfs(path: Path) -> str:

@@ -18,6 +18,7 @@ from acr_bot.errors import VerifyError
 from acr_bot.gitrepo import base_repository
 from acr_bot.secrets import is_credential, scrub_env
 from acr_bot.verify.isolation import SandboxUser, protect, sandbox_user
+from acr_bot.verify.reach import check_reach, needed_paths
 from acr_bot.verify.workspace import (
     PlainCopy,
     Workspace,
@@ -222,6 +223,7 @@ class LocalSandbox:
         self._space: Workspace | None = None
         self._protected: set[Path] = set()  # workdirs whose repository was checked
         self._user: SandboxUser | None | bool = False  # False: not looked up yet
+        self._reached: set[str] = set()  # commands whose program the sandbox user can run
 
     def prepare(self, setup_command: str | None, workdir: Path) -> TestRun | None:
         """Run the setup command in `workdir` (its effects stay there for the test runs)."""
@@ -234,8 +236,21 @@ class LocalSandbox:
             return run_command(
                 command, workdir, timeout=self.timeout, env=self.env, max_output=self.max_output
             )
+        self._reach(space, command, workdir)
         return isolated_run(space, command, workdir, timeout=self.timeout, env=self.env,
                             max_output=self.max_output)
+
+    def _reach(self, space: Workspace, command: str, workdir: Path) -> None:
+        """Before a command first runs: keep its program and interpreter usable by the sandbox
+        user, or stop with one line that says which path and what to do."""
+        if command in self._reached:
+            return
+        needed = needed_paths(command, workdir, self.env)
+        if space.need(needed):  # a toolchain kept anew: what it exposes is checked again
+            self._protected.discard(workdir)
+            self._workspace(workdir)
+        check_reach(space.user, needed, space.prelude)
+        self._reached.add(command)
 
     def session(self, workdir: Path) -> LocalShell:
         """Agent commands run like the tests: on the sandbox user's copy of `workdir`."""

@@ -29,7 +29,13 @@ from pathlib import Path
 
 from acr_bot.domain import TestRun
 from acr_bot.errors import VerifyError
-from acr_bot.verify.isolation import SandboxUser, hidden_paths, jail_prelude, quiet
+from acr_bot.verify.isolation import (
+    SandboxUser,
+    hidden_paths,
+    jail_prelude,
+    quiet,
+    user_base,
+)
 from acr_bot.verify.process import execute, test_run, with_junit
 from acr_bot.verify.testresults import Results, parse_junit, parse_output
 from acr_bot.verify.treesync import Manifest, apply_back, changes, manifest, walk
@@ -66,12 +72,32 @@ class Workspace:
         # Removed even when the owner forgets close(): at garbage collection or exit.
         self._cleanup = weakref.finalize(self, _remove, self.root, user.sudo)
         self._synced: _Synced | None = None
-        self.hidden = hidden_paths(workdir, self.root) if user.unshare else []
-        self.prelude = jail_prelude(self.hidden, self.root / "mnt") if user.unshare else None
+        self.workdir = workdir
+        self.needed: list[Path] = []  # what the commands need of the bot's files (reach.py)
+        self.hidden: list[Path] = []
+        self.prelude: str | None = None
+        self._jail()
         owner = [user.sudo, "-n"] if user.sudo else []
         if quiet([*owner, "chown", f"{user.uid}:{user.gid}",
                    *[str(self.root / p) for p in self.PARTS]]) != 0:
             raise VerifyError(f"sandbox: local: cannot hand {self.root} to {user.name}")
+
+    def _jail(self) -> None:
+        """What the namespace hides, and the prelude that hides it (none without unshare)."""
+        if self.user.unshare:
+            self.hidden = hidden_paths(self.workdir, self.root, self.needed)
+            self.prelude = jail_prelude(self.hidden, self.root / "mnt", self.needed)
+
+    def need(self, paths: Iterable[Path]) -> bool:
+        """Keep `paths` (a command's program and interpreter) usable in the namespace;
+        whether that changed what is hidden or kept."""
+        new = [p for p in paths if p not in self.needed]
+        if not new:
+            return False
+        self.needed += new
+        before = (self.hidden, self.prelude)
+        self._jail()
+        return (self.hidden, self.prelude) != before
 
     @property
     def work(self) -> Path:
@@ -82,9 +108,11 @@ class Workspace:
         return self.root / "out" / "junit.xml"
 
     def env(self, env: Mapping[str, str]) -> dict[str, str]:
-        """`env` with HOME and TMPDIR of the sandbox user's own."""
+        """`env` with HOME and TMPDIR of the sandbox user's own; Python's user site stays the
+        bot's (`pip install --user` in a set-up step), which the namespace keeps."""
         home, tmp = str(self.root / "home"), str(self.root / "tmp")
-        return {**env, "HOME": home, "TMPDIR": tmp, "USER": self.user.name,
+        site = {"PYTHONUSERBASE": str(user_base())} if user_base().is_dir() else {}
+        return {**site, **env, "HOME": home, "TMPDIR": tmp, "USER": self.user.name,
                 "LOGNAME": self.user.name}
 
     def sync_in(self, tree: Path, git: Path | None = None) -> None:
