@@ -177,14 +177,30 @@ def _spawn(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float, kill: Kill) -> int | None:
     """The command's exit code, or None if it ran past `timeout`; nothing it started survives."""
-    try:
-        code: int | None = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        code = None
+    code = proc.wait() if _exited(proc, timeout) else None
     # Also after a clean exit: a server left running (`cmd &`) would hold our pipe open and leak
     # into the next attempt.
     _kill_group(proc, kill)
     return code
+
+
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether `proc` exits within `timeout` s. Waits on a pidfd where there is one: Popen.wait
+    with a timeout polls with sleeps of up to 50 ms, which a short command pays in full."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3, or the process is already gone
+        try:
+            proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            return bool(selector.select(timeout=timeout))
+    finally:
+        os.close(fd)
 
 
 def _pump(fd: int, sink: OutputBuffer, stop: threading.Event) -> None:
@@ -253,6 +269,23 @@ def _processes() -> dict[int, tuple[int, int]]:
 
 
 def _children(pid: int) -> set[int]:
+    """The direct children of `pid`, from its threads' /proc children lists (a few small
+    reads, where a scan of every process costs tens of ms on a busy machine); the scan where
+    the kernel has no such list."""
+    found, listed = set(), False
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        tasks = []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
+                found.update(int(child) for child in handle.read().split())
+            listed = True
+        except (OSError, ValueError):
+            continue
+    if listed:
+        return found
     return {child for child, (parent, _) in _processes().items() if parent == pid}
 
 
@@ -262,6 +295,8 @@ def _kill_escaped(known: set[int], kill: Kill = os.kill) -> None:
     stay in our session: a thread's subprocess is never taken for one.)"""
     me, session = os.getpid(), os.getsid(0)
     for _ in range(10):  # a process forking in a loop may add children between the rounds
+        if not _children(me) - known:  # the usual case, without scanning every process
+            return
         table = _processes()
         new = {pid for pid, (parent, sid) in table.items()
                if parent == me and sid != session and pid not in known}
