@@ -183,10 +183,15 @@ class Workspace:
         if last is None or last.tree != tree:
             return self._sync_all_out(tree, staging)
         present = self._listing()
-        script = ('cd "$1" && find work -mindepth 1 \\( -path work/.git -prune -o \\( -newer "$2" -o -cnewer '
-                  '"$2" \\) -print0 \\) | { cat; [ -f out/junit.xml ] && printf "out\\0out/junit.xml\\0"; '
-                  '} | exec tar -c -f - --null --no-recursion -T -')
-        junit = self._tar_out(script, [str(self.root), str(self.stamp)], staging)
+        # Also every path the tree did not have: what a moved folder holds keeps its old times.
+        moved = self.root / "moved"
+        moved.write_bytes(b"".join(f"work/{rel}\0".encode(errors="surrogateescape")
+                                   for rel in sorted(present - set(last.manifest.entries))))
+        moved.chmod(0o644)
+        script = ('cd "$1" && { find work -mindepth 1 \\( -path work/.git -prune -o \\( -newer "$2" '
+                  '-o -cnewer "$2" \\) -print0 \\); cat "$3"; [ -f out/junit.xml ] && printf '
+                  '"out\\0out/junit.xml\\0"; } | sort -zu | exec tar -c -f - --null --no-recursion -T -')
+        junit = self._tar_out(script, [str(self.root), str(self.stamp), str(moved)], staging)
         apply_back(tree, staging / "work", present)
         now = manifest(tree)
         stale = tuple(sorted(present - set(now.entries)))
