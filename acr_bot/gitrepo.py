@@ -247,7 +247,8 @@ def base_repository(tree: Path) -> Iterator[Path | None]:
         git(Path(tmp), "init", "--quiet", "--template=", "--initial-branch=main", str(repo))
         dot = repo / ".git"
         objects = git(tree, "rev-list", "--objects", "--no-walk", head)
-        git(tree, "pack-objects", "-q", str(dot / "objects" / "pack" / "pack"),
+        # No delta search (--window=0): the pack lives for one session.
+        git(tree, "pack-objects", "-q", "--window=0", str(dot / "objects" / "pack" / "pack"),
             input_text=objects + "\n")
         (dot / "shallow").write_text(head + "\n")
         git(repo, "update-ref", "refs/heads/main", head)

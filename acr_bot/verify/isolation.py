@@ -24,6 +24,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from acr_bot.errors import VerifyError
 
@@ -71,7 +72,7 @@ class SandboxUser:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
 
     def run(self, args: Sequence[str], env: Mapping[str, str] | None = None, *,
-            stdin: int | None = None, stdout: int | None = None,
+            stdin: int | IO[bytes] | None = None, stdout: int | None = None,
             prelude: str | None = None) -> subprocess.Popen[bytes]:
         """Start a helper process (sync, probe) as this user."""
         argv, full_env = self.argv(args, env if env is not None else _helper_env(), prelude)
@@ -194,29 +195,41 @@ def kept_paths(hide: Sequence[Path], needed: Sequence[Path] = ()) -> list[Path]:
     return keep
 
 
-def jail_prelude(hide: Sequence[Path], stage: Path, needed: Sequence[Path] = ()) -> str:
-    """The root shell script run inside the new mount namespace before dropping to the
-    sandbox user. Outermost first, each hidden dir becomes an empty tmpfs with its kept
-    toolchains set aside and mounted back at their own paths; a hidden dir inside a kept one
-    (RUNNER_TEMP in a tool cache, the home under a private folder) is hidden again, with its own
-    kept toolchains; one already gone with an outer tmpfs needs nothing."""
-    lines: list[str] = ["set -e"]
+def jail_mounts(hide: Sequence[Path], stage: Path, needed: Sequence[Path] = ()) -> str:
+    """The mounts that make the sandbox user's view, as an fstab for one `mount -a` (one
+    process, where a shell script of mounts took a dozen per command). Outermost first, each
+    hidden dir becomes an empty tmpfs, its kept toolchains set aside under `stage` first and
+    mounted back at their own paths; a hidden dir inside a kept one (RUNNER_TEMP in a tool
+    cache, the home under a private folder) is hidden again, with its own kept toolchains; one
+    already gone with an outer tmpfs needs nothing."""
+    lines: list[str] = []
     tops: dict[Path, list[Path]] = {}  # hidden dir -> its kept toolchains
-    count = 0
     for folder in sorted(hide, key=lambda p: len(p.parts)):
         if _gone(folder, tops):
             continue
         keep = kept_paths([folder], needed)
-        staged = [f"{stage}/{count + i}" for i in range(len(keep))]
-        for path, place in zip(keep, staged):
-            lines += [f"mkdir -p {place}", f"mount --rbind {shlex.quote(str(path))} {place}"]
-        lines.append(_tmpfs(folder))
-        for path, place in zip(keep, staged):
-            quoted = shlex.quote(str(path))
-            lines += [f"mkdir -p {quoted}", f"mount --rbind {place} {quoted}"]
+        count = sum(len(k) for k in tops.values())
+        staged = [stage / str(count + i) for i in range(len(keep))]
+        lines += [_bind(path, place) for path, place in zip(keep, staged)]
+        lines.append(f"acr-hidden {_fstab(folder)} tmpfs mode=0755,size=1m 0 0")
+        lines += [_bind(place, path) for path, place in zip(keep, staged)]
         tops[folder] = keep
-        count += len(keep)
-    return "\n".join([*lines, 'exec "$@"'])
+    return "".join(line + "\n" for line in lines)
+
+
+def jail_prelude(fstab: Path) -> str:
+    """The root shell script run inside the new mount namespace before dropping to the
+    sandbox user: the mounts of `fstab` (`jail_mounts`), then the command."""
+    return f'mount -a -T {shlex.quote(str(fstab))} && exec "$@"'
+
+
+def _bind(source: Path, target: Path) -> str:
+    return f"{_fstab(source)} {_fstab(target)} none rbind,X-mount.mkdir 0 0"
+
+
+def _fstab(path: Path) -> str:
+    """`path` as an fstab field (octal escapes for what would split or end it)."""
+    return "".join(f"\\{ord(c):03o}" if c in " \t\n\\" else c for c in str(path))
 
 
 def _gone(folder: Path, tops: Mapping[Path, Sequence[Path]]) -> bool:
@@ -226,10 +239,6 @@ def _gone(folder: Path, tops: Mapping[Path, Sequence[Path]]) -> bool:
         return False
     inner = max(above, key=lambda hidden: len(hidden.parts))
     return not any(folder.is_relative_to(kept) for kept in tops[inner])
-
-
-def _tmpfs(path: Path) -> str:
-    return f"mount -t tmpfs -o mode=0755,size=1m acr-hidden {shlex.quote(str(path))}"
 
 
 def bot_paths(workdir: Path | None) -> tuple[list[Path], list[Path]]:

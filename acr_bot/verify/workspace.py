@@ -32,6 +32,7 @@ from acr_bot.errors import VerifyError
 from acr_bot.verify.isolation import (
     SandboxUser,
     hidden_paths,
+    jail_mounts,
     jail_prelude,
     quiet,
     user_base,
@@ -86,7 +87,9 @@ class Workspace:
         """What the namespace hides, and the prelude that hides it (none without unshare)."""
         if self.user.unshare:
             self.hidden = hidden_paths(self.workdir, self.root, self.needed)
-            self.prelude = jail_prelude(self.hidden, self.root / "mnt", self.needed)
+            fstab = self.root / "jail.fstab"  # the bot's, in its own folder
+            fstab.write_text(jail_mounts(self.hidden, self.root / "mnt", self.needed))
+            self.prelude = jail_prelude(fstab)
 
     def need(self, paths: Iterable[Path]) -> bool:
         """Keep `paths` (a command's program and interpreter) usable in the namespace;
@@ -149,26 +152,35 @@ class Workspace:
                   '2>/dev/null; find ../out -mindepth 1 -delete && xargs -0 -r rm -rf -- < "$2" '
                   '&& exec tar -x -f - -C .')
         self._tar_in(script, [str(self.root), str(listing)],
-                     [(tree / rel, rel) for rel in copy], None)
+                     [(tree / rel, rel) for rel in copy])
 
     def _sync_all(self, tree: Path, git: Path | None) -> None:
         """Make `work` a copy of the whole tree."""
         # chmod first: a command may have left directories it cannot itself write to.
         script = ('chmod -R u+rwX "$1" "$2" 2>/dev/null; find "$1" "$2" -mindepth 1 -delete '
                   '&& exec tar -x -f - -C "$1"')
-        self._tar_in(script, [str(self.work), str(self.root / "out")], walk(tree), git)
+        # GNU tar reads the bot's own tree (links stored as links): 15 times faster than
+        # tarfile on 10,000 files.
+        extra = ["-C", str(git.parent), git.name] if git is not None else []
+        source = subprocess.Popen(["tar", "-c", "-f", "-", "--anchored", "--exclude=./.git",
+                                   "-C", str(tree), ".", *extra], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL)
+        assert source.stdout is not None
+        proc = self.user.run(["/bin/sh", "-c", script, "sh", str(self.work),
+                              str(self.root / "out")], stdin=source.stdout)
+        source.stdout.close()  # the extracting side holds it now
+        _finish(proc, "copy the tree into the sandbox")
+        _finish(source, "read the tree", ok=(0, 1))  # 1: a file changed while it was read
 
-    def _tar_in(self, script: str, args: list[str], entries: Iterable[tuple[Path, str]],
-                git: Path | None) -> None:
-        """Stream `entries` (and `git` as .git) to `script` run as the sandbox user."""
+    def _tar_in(self, script: str, args: list[str],
+                entries: Iterable[tuple[Path, str]]) -> None:
+        """Stream `entries` to `script` run as the sandbox user."""
         proc = self.user.run(["/bin/sh", "-c", script, "sh", *args], stdin=subprocess.PIPE)
         assert proc.stdin is not None
         try:
             with tarfile.open(fileobj=proc.stdin, mode="w|") as tar:
                 for path, rel in entries:
                     tar.add(path, arcname=rel, recursive=False)
-                if git is not None:
-                    tar.add(git, arcname=".git")
         except BrokenPipeError:
             pass  # the extracting side failed: its exit code says why
         finally:
@@ -335,7 +347,8 @@ def _replace_tree(tree: Path, copy: Path) -> None:
                 shutil.move(str(entry), str(tree / entry.name))
 
 
-def _finish(proc: subprocess.Popen[bytes], what: str, strict: bool = True) -> None:
+def _finish(proc: subprocess.Popen[bytes], what: str, strict: bool = True,
+            ok: tuple[int, ...] = (0,)) -> None:
     try:
         code = proc.wait(timeout=_SYNC_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -344,7 +357,9 @@ def _finish(proc: subprocess.Popen[bytes], what: str, strict: bool = True) -> No
     err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
     if proc.stderr:
         proc.stderr.close()
-    if code != 0 and strict:
+    if code in ok:
+        return
+    if strict:
         raise VerifyError(f"sandbox: local: could not {what} (exit {code}): {err[-500:]}")
     if code != 0:
         log.info("sandbox: %s: exit %s: %s", what, code, err[-500:])
