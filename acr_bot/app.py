@@ -177,6 +177,7 @@ def fix(repo_path: Path, task: Task, settings: Settings, *, dry_run: bool = Fals
                  branch=branch, dry_run=dry_run, base=base, echo=echo,
                  on_record=lambda record: memory.add([record]), harness=settings.harness,
                  limits=attempt_limits(settings), trajectory_dir=settings.trajectory_dir,
+                 require_reproduction=settings.require_reproduction,
                  group=group or _no_group,
                  tiers=TierOptions(settings.first_tier, deadline, echo=echo),
                  baselines=BaselineCache(cache_dir(settings) / "baselines"

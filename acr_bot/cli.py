@@ -85,6 +85,9 @@ def _cli_settings(repo: Path, **options: Any) -> Any:
               help="Seconds per agent command [default: 120].")
 @click.option("--trajectory-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write each attempt's transcript as JSON here.")
+@click.option("--require-reproduction/--no-require-reproduction", default=None,
+              help="When no test fails before the change, accept a fix only with a test that "
+                   "fails before it and passes after it [default: on].")
 @click.option("--dry-run", is_flag=True, help="Run the baseline and route, call no model.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
 @friendly_errors
@@ -92,8 +95,8 @@ def cli_fix(repo: Path, task: str | None, task_file: Path | None, test_cmd: str 
             models: str | None, max_attempts: int | None, max_cost_usd: float | None,
             policy: str | None, branch: str | None, memory_file: Path | None,
             replay_file: Path | None, harness: str | None, agent_steps: int | None,
-            command_timeout: float | None, trajectory_dir: Path | None, dry_run: bool,
-            as_json: bool) -> None:
+            command_timeout: float | None, trajectory_dir: Path | None,
+            require_reproduction: bool | None, dry_run: bool, as_json: bool) -> None:
     """Fix a failing repo: route to a model, apply its patch, verify with the tests."""
     from acr_bot.report import explain_decision, result_summary
 
@@ -101,7 +104,8 @@ def cli_fix(repo: Path, task: str | None, task_file: Path | None, test_cmd: str 
                              max_attempts=max_attempts, max_cost_usd=max_cost_usd,
                              policy=policy, replay_file=replay_file, harness=harness,
                              agent_steps=agent_steps, command_timeout=command_timeout,
-                             trajectory_dir=trajectory_dir)
+                             trajectory_dir=trajectory_dir,
+                             require_reproduction=require_reproduction)
     the_task = app.task_from_text(_read_task(task, task_file))
     echo = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     result = app.fix(repo, the_task, settings, dry_run=dry_run, branch=branch, echo=echo,
@@ -130,13 +134,15 @@ def result_json(result: Any) -> dict[str, Any]:
         "task": {"id": result.task.id, "title": result.task.title},
         "outcome": result.outcome, "reason": result.reason, "branch": result.branch,
         "commit": result.commit, "model": result.model, "cost_usd": round(result.cost_usd, 6),
+        "reproduced": result.reproduced if result.outcome == "fixed" else None,
         "test_command": result.test_command, "baseline": run(result.baseline),
         "final": run(result.final),
         "attempts": [{"number": a.number, "model": a.model, "harness": a.harness,
                       "steps": a.steps, "trajectory": a.trajectory or None, "outcome": a.outcome,
                       "seconds": round(a.seconds, 3), "prompt_tokens": a.prompt_tokens,
                       "completion_tokens": a.completion_tokens, "cost_usd": round(a.cost_usd, 6),
-                      "detail": a.detail} for a in result.attempts],
+                      "detail": a.detail, "reproduction": list(a.reproduction),
+                      "base_failure": a.base_failure or None} for a in result.attempts],
         "decisions": [decision_json(d) for d in result.decisions],
     }
 

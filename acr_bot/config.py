@@ -67,6 +67,9 @@ class Settings:
     baseline_cache: bool = True  # the baseline once per base commit and test command
     cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/acr-bot (~/.cache/acr-bot)
     time_limit_minutes: float | None = None  # from the bot's start: under the job's timeout
+    # When no test fails before the change, a fix must bring a test that fails before it and
+    # passes after it; off, such a change is published as a draft marked "not reproduced".
+    require_reproduction: bool = True
     # GitHub Action settings
     trigger_label: str = "acr:fix"
     command_prefix: str = "/acr"
@@ -173,6 +176,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "first_tier": _bool, "test_workers": _workers, "baseline_cache": _bool,
     "cache_dir": lambda v: Path(v).expanduser() if _str(v) else None,
     "time_limit_minutes": _optional_float,
+    "require_reproduction": _bool,
     "trigger_label": str, "command_prefix": str, "memory_branch": str, "memory_repo": _str,
     "draft": _bool, "auto_revise": _bool, "allowed_permission": _roles,
 }

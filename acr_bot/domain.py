@@ -8,8 +8,11 @@ from typing import Literal
 # Outcomes of one attempt. Only "passed" is a success; "provider_fault" says nothing about the
 # model's skill (an outage, a rate limit), so the router must not learn from it.
 AttemptOutcome = Literal[
-    "passed",  # edits applied and the verifier accepted them
+    "passed",  # the verifier accepted the change (for an issue: reproduced and fixed)
     "tests_failed",  # edits applied, the verifier rejected them
+    # the suite passes, but no test the change adds or changes fails without it: nothing shows
+    # the issue is fixed (published only as a draft "not reproduced" when the rule is off)
+    "no_reproduction",
     "apply_failed",  # the edit blocks did not apply (or were refused)
     "no_edits",  # the reply held no edit blocks (agent: submitted without changing anything)
     "no_submit",  # the agent hit a limit (steps, $, time, format errors) before it submitted
@@ -17,7 +20,7 @@ AttemptOutcome = Literal[
 ]
 VerdictKind = Literal["accepted", "rejected", "changes_requested"]
 SKILL_OUTCOMES: frozenset[str] = frozenset(
-    {"passed", "tests_failed", "apply_failed", "no_edits", "no_submit"})
+    {"passed", "tests_failed", "no_reproduction", "apply_failed", "no_edits", "no_submit"})
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class TestRun:
     passed_ids: frozenset[str] = frozenset()
     failed_ids: frozenset[str] = frozenset()
     skipped_ids: frozenset[str] = frozenset()
+    # (test id, or module that failed to collect; its short failure message), from JUnit
+    messages: tuple[tuple[str, str], ...] = ()
 
     @property
     def timed_out(self) -> bool:
@@ -131,6 +136,12 @@ class Verdict:
     run: TestRun  # the run that decided (exit_code -1: rejected before any test ran)
     tests_changed: tuple[str, ...] = ()  # test paths the patch changed (the PR lists them)
     tiers: tuple[TierTime, ...] = ()  # the runs it took, first tier to full suite
+    # The tests that show the fix: they failed before the change and pass with it (for an
+    # issue, tests the change added or changed; for failing tests, those that pass now).
+    reproduction: tuple[str, ...] = ()
+    base_failure: str = ""  # how the reproduction failed before the change (a short excerpt)
+    unreproduced: bool = False  # the suite passes, but nothing shows the issue is fixed
+    base_run: TestRun | None = None  # the change's own tests, run on the code before it
 
 
 @dataclass(frozen=True)
@@ -197,6 +208,8 @@ class Attempt:
     trajectory: str = ""  # path of the attempt's transcript JSON, when one was written
     tests_changed: tuple[str, ...] = ()  # test files and test config the patch changed
     tiers: tuple[TierTime, ...] = ()  # the verdict's runs and their times
+    reproduction: tuple[str, ...] = ()  # tests that failed before the change and pass with it
+    base_failure: str = ""  # how they failed before it (a short excerpt)
 
     @property
     def passed(self) -> bool:
@@ -224,6 +237,8 @@ class Record:
     repo: str = ""  # owner/name when one memory serves many repos
     run: str = ""  # the fix run this attempt belongs to: a cascade is the attempts of one run
     harness: str = ""  # how the model worked: "agent" (a shell loop) or "edit" (one prompt)
+    reproduction: int = 0  # tests that failed before the change and pass with it (0: none, or
+    # a record from before reproductions were checked)
 
     @property
     def passed(self) -> bool:
@@ -250,9 +265,21 @@ class FixResult:
         return sum(a.cost_usd for a in self.attempts)
 
     @property
+    def winner(self) -> Attempt | None:
+        """The published attempt: the one that passed or, when the rule that an issue's fix
+        must be reproduced is off, the unreproduced change that was accepted."""
+        if self.outcome != "fixed":
+            return None
+        chosen = [a for a in self.attempts if a.outcome in ("passed", "no_reproduction")]
+        return chosen[-1] if chosen else None
+
+    @property
+    def reproduced(self) -> bool:
+        return self.winner is not None and self.winner.passed
+
+    @property
     def model(self) -> str | None:
-        passed = [a for a in self.attempts if a.passed]
-        return passed[-1].model if passed else None
+        return self.winner.model if self.winner else None
 
 
 @dataclass(frozen=True)
@@ -276,6 +303,7 @@ class Summary:
     cost_usd: float
     covers: tuple[str, ...]  # ids of the records folded in (so a merge never counts them twice)
     faults: int = 0  # provider faults folded in: not skill evidence, but `memory stats` shows them
+    reproduced: int = 0  # passes folded in that a failing-before test showed (`memory stats`)
 
 
 # What a human verdict on a PR does to the attempt it judges: tests passing is not enough

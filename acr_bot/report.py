@@ -100,15 +100,21 @@ def stats_tables(cells: dict[str, dict[str, dict[str, float]]]) -> str:
     """`memory stats` as text: the per-model table first, then one per language and kind."""
     out = []
     for group in ["model", *sorted(g for g in cells if g != "model")]:
+        per_model = group == "model"
         rows = [[model, f"{c['attempts']:.0f}", f"{c['pass_rate']:.0%}", _usd(c["cost_usd"]),
                  _usd(c["usd_per_pass"]) if c["usd_per_pass"] is not None else "-",
-                 f"{c.get('faults', 0):.0f}" if group == "model" else ""]
+                 *([f"{c['reproduced']:.0f}/{c['passes']:.0f}", f"{c['faults']:.0f}"]
+                   if per_model else [])]
                 for model, c in sorted(cells[group].items())]
-        title = "Per model" if group == "model" else group
-        out.append(f"{title}\n" + table(["model", "attempts", "pass rate", "$ total",
-                                           "$ per pass", "faults" if group == "model" else ""],
-                                          rows))
-    return "\n\n".join(out) if cells["model"] else "The memory is empty."
+        title = "Per model" if per_model else group
+        headers = ["model", "attempts", "pass rate", "$ total", "$ per pass",
+                   *(["reproduced", "faults"] if per_model else [])]
+        out.append(f"{title}\n" + table(headers, rows))
+    if not cells["model"]:
+        return "The memory is empty."
+    return "\n\n".join(out) + ("\n\nreproduced: passes shown by a test that failed before the "
+                                "change and passes with it (records from before acr-bot checked "
+                                "this do not say).")
 
 
 def records_table(records: Sequence[Record]) -> str:
@@ -128,7 +134,9 @@ def _evidence(result: FixResult) -> str:
 def pr_body(result: FixResult, marker: str, prefix: str = "/acr",
             closes: int | None = None) -> str:
     """The pull request body: what changed, why this model, attempts, evidence, feedback."""
-    index, winner = next((i, a) for i, a in enumerate(result.attempts) if a.passed)
+    winner = result.winner
+    assert winner is not None, "a PR body needs the published attempt"
+    index = result.attempts.index(winner)
     files = "\n".join(f"- `{f}`" for f in winner.files) or "- (none)"
     if winner.tests_changed:
         listed = "\n".join(f"- `{f}`" for f in winner.tests_changed)
@@ -138,8 +146,10 @@ def pr_body(result: FixResult, marker: str, prefix: str = "/acr",
     path = " → ".join(f"{a.model} ({a.outcome})" for a in result.attempts)
     why = (explain_decision(result.decisions[index], markdown=True)
            if index < len(result.decisions) else "")
-    parts = [f"Fixes #{closes}" if closes else "",
+    parts = [_not_reproduced(winner),
+             f"Fixes #{closes}" if closes else "",
              f"## What changed\n{winner.note or 'The model gave no explanation.'}\n\n{files}",
+             reproduction_section(winner),
              f"## Why {winner.model}\nPath: {path}\n\n{why}",
              f"## Attempts\n{attempts_table(result.attempts, markdown=True)}",
              _agent_details(winner),
@@ -151,6 +161,28 @@ def pr_body(result: FixResult, marker: str, prefix: str = "/acr",
              "choice of model learns from your verdict.",
              marker]
     return "\n\n".join(p for p in parts if p)
+
+
+def _not_reproduced(winner: Attempt) -> str:
+    """The warning on top of a change published without a reproduction (the rule is off)."""
+    if winner.passed:
+        return ""
+    return ("> [!WARNING]\n> **Not reproduced.** No test in this change fails without it, so "
+            "the tests only show that it breaks nothing, not that it fixes the issue "
+            f"({winner.detail}). It is published because `require_reproduction` is off.")
+
+
+def reproduction_section(attempt: Attempt) -> str:
+    """The tests that show the fix: they failed before the change and pass with it."""
+    if not attempt.reproduction:
+        return ""
+    shown = "\n".join(f"- `{t}`" for t in attempt.reproduction[:10])
+    more = (f"\n- ... and {len(attempt.reproduction) - 10} more"
+            if len(attempt.reproduction) > 10 else "")
+    failure = (f"\n\nBefore the change{'' if len(attempt.reproduction) == 1 else ', the first'}"
+               f" failed with:\n```\n{attempt.base_failure}\n```" if attempt.base_failure else "")
+    return (f"## Reproduction\nThese tests fail on the code before this change and pass with "
+            f"it:\n{shown}{more}{failure}")
 
 
 def _agent_details(winner: Attempt, limit: int = 60_000) -> str:
@@ -189,6 +221,8 @@ def job_summary(title: str, result: FixResult | None, extra: str = "") -> str:
             parts.append(attempts_table(result.attempts, markdown=True))
         if tiers := tiers_table(result, markdown=True):
             parts.append(f"Time per test tier:\n\n{tiers}")
+        if result.winner is not None:
+            parts.append(_not_reproduced(result.winner) or reproduction_section(result.winner))
         paths = [f"- attempt {a.number}: `{a.trajectory}`" for a in result.attempts
                  if a.trajectory]
         if paths:

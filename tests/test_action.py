@@ -263,6 +263,56 @@ def test_every_model_failing_comments_why_and_opens_no_pr(world: World, make_rep
     assert world.outputs()["outcome"] == "gave_up" and world.outputs()["pr-url"] == ""
 
 
+# --- an issue on a green suite: the fix must bring its reproduction -----------------------------
+
+REPRODUCED = demo._reply("Average the two middle values, with a test for the even case.",
+                         format_edits(make_edits("stats/core.py", demo.CORE, demo.FIXED)
+                                      + make_edits("tests/test_core.py", demo.COVERED,
+                                                   demo.COVERED + demo.REPRODUCTION)))
+REPRODUCTION_ID = "tests.test_core::test_median_of_an_even_count_is_the_mean_of_the_middle_two"
+
+
+@pytest.fixture
+def green_world(tmp_path: Path, httpserver: Any) -> World:
+    """The demo project whose tests do not cover the bug: the suite passes before any change."""
+    return World(tmp_path, FakeGitHub(httpserver, REPO), {"tests/test_core.py": demo.COVERED})
+
+
+def test_an_issue_is_published_only_with_its_reproduction(green_world: World,
+                                                          make_replay) -> None:
+    world = green_world
+    replay = make_replay({"cheap": [RIGHT], "strong": [REPRODUCED]})
+    outcome = world.run("issues", labeled(body=demo.ISSUE), replay,
+                        **{"INPUT_MODELS": "replay/cheap,replay/strong"})
+    assert outcome.outcome == "fixed" and outcome.model == "replay/strong", world.log
+    [request] = world.fake.calls("POST", r"/pulls$")
+    assert request["title"].startswith("Fix #1: ") and request["draft"] is True
+    body = request["body"]
+    assert "## Reproduction" in body and REPRODUCTION_ID in body and "assert 3 == 2.5" in body
+    assert "| 1 | replay/cheap | no_reproduction |" in body
+    assert REPRODUCTION_ID in world.summary.read_text()
+    memory = world.memory()
+    assert memory is not None
+    assert [(r.model, r.outcome, r.reproduction) for r in memory.records] == [
+        ("replay/cheap", "no_reproduction", 0), ("replay/strong", "passed", 1)]
+
+
+def test_with_require_reproduction_off_the_change_is_a_marked_draft(green_world: World,
+                                                                    make_replay) -> None:
+    world = green_world
+    replay = make_replay({"cheap": [RIGHT]})
+    outcome = world.run("issues", labeled(body=demo.ISSUE), replay,
+                        **{"INPUT_MODELS": "replay/cheap", "INPUT_DRAFT": "false",
+                           "INPUT_REQUIRE-REPRODUCTION": "false"})
+    assert outcome.outcome == "fixed", world.log
+    [request] = world.fake.calls("POST", r"/pulls$")
+    assert request["draft"] is True  # whatever `draft` says
+    assert request["title"].startswith("[not reproduced] Fix #1: ")
+    assert request["body"].startswith("> [!WARNING]\n> **Not reproduced.**")
+    memory = world.memory()
+    assert memory is not None and [r.outcome for r in memory.records] == ["no_reproduction"]
+
+
 # --- issue_comment ---------------------------------------------------------------------------
 
 

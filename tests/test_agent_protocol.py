@@ -46,8 +46,13 @@ def sections(text: str) -> dict[str, str]:
     return {parts[i].strip(): parts[i + 1].strip() for i in range(1, len(parts), 2)}
 
 
-def ours_instance() -> str:
+def ours_instance(reproduce: bool = False) -> str:
+    boundaries, workflow = ((P.REPRODUCE_BOUNDARIES, P.REPRODUCE_WORKFLOW) if reproduce
+                            else (P.BOUNDARIES, P.WORKFLOW))
     return P.INSTANCE.format(task="{{task}}", protected="x", test_command="t", baseline="b",
+                             boundaries=boundaries.format(protected="x", layout="tests/"),
+                             workflow=workflow.format(layout="tests/"),
+                             new_tests=P.NEW_TESTS.format(layout="tests/"),
                              command_seconds=60, submit=P.SUBMIT,
                              submit_naming=P.SUBMIT_NAMING, history="")
 
@@ -75,6 +80,20 @@ def test_the_first_prompt_is_the_scaffolds_but_the_listed_sections() -> None:
     assert ours["Submission"].startswith(submission_)  # the same line, then naming new files
     assert ours_instance().startswith(render(SCAFFOLD["agent"]["instance_template"],
                                              task="{{task}}").split("## Overview")[0])
+
+
+def test_an_issues_first_prompt_differs_only_in_boundaries_and_workflow() -> None:
+    """When nothing fails before the change, the agent is told to write a reproducing test:
+    steps 2 and 4 of the workflow, and the boundaries, differ; nothing else does."""
+    plain, issue = sections(ours_instance()), sections(ours_instance(reproduce=True))
+    assert plain.keys() == issue.keys()
+    assert {name for name in plain if plain[name] != issue[name]} == {
+        "Important Boundaries", "Recommended Workflow"}
+    theirs = render(SCAFFOLD["agent"]["instance_template"], task="{{task}}")
+    workflow = sections(theirs)["Recommended Workflow"].splitlines()
+    ours = issue["Recommended Workflow"].splitlines()
+    assert [i for i, (a, b) in enumerate(zip(workflow, ours)) if a != b] == [1, 3]
+    assert "Write a test that reproduces the issue in the repository's tests (tests/)" in ours[1]
 
 
 def test_the_submission_line_is_the_scaffolds() -> None:

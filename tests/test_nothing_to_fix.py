@@ -17,12 +17,14 @@ from tests.support import calc
 
 GREEN = {**calc.FILES, "calc.py": calc.FIXED}
 DIV = calc.FIXED + "\n\ndef div(a, b):\n    return a / b\n"
+DIV_TEST = "\n\ndef test_div():\n    from calc import div\n    assert div(6, 3) == 2\n"
 
 
-def fix(repo: Path, replay: Path, task: str) -> tuple[int, dict, str]:
+def fix(repo: Path, replay: Path, task: str, models: str = "replay/cheap"
+        ) -> tuple[int, dict, str]:
     result = CliRunner().invoke(cli, ["fix", "--harness", "edit", "--repo", str(repo),
-                                      "--test-cmd", PYTEST,
-                                      "--task", task, "--models", "replay/cheap",
+                                      "--test-cmd", PYTEST, "--policy", "cheapest-first",
+                                      "--task", task, "--models", models,
                                       "--replay-file", str(replay), "--json"])
     doc = json.loads(result.stdout) if result.stdout.startswith("{") else {}
     return result.exit_code, doc, result.stderr
@@ -46,15 +48,22 @@ def test_green_tests_and_a_failing_tests_report_stop_before_any_call(make_repo, 
 
 @pytest.mark.parametrize("task", ["Add a div() function to calc.py",
                                   "CI fails: test_div fails"])  # names a test that is not there
-def test_a_change_goes_on_and_says_what_the_verifier_can_check(make_repo, make_replay,
-                                                               task: str) -> None:
+def test_a_change_goes_on_and_must_bring_its_reproduction(make_repo, make_replay,
+                                                          task: str) -> None:
+    """Not nothing to fix: the task asks for a change the tests cannot show yet, so the change
+    must bring a test that fails without it (the reproduction rule, tests/test_reproduction.py)."""
     repo = make_repo(GREEN)
-    replay = make_replay({"cheap": [calc.reply("calc.py", calc.FIXED, DIV)]})
-    code, doc, progress = fix(repo, replay, task)
+    with_test = (calc.reply("calc.py", calc.FIXED, DIV) + "\n" + calc.reply(
+        "tests/test_calc.py", calc.TESTS, calc.TESTS + DIV_TEST))
+    replay = make_replay({"cheap": [calc.reply("calc.py", calc.FIXED, DIV)],
+                          "strong": [with_test]})
+    code, doc, progress = fix(repo, replay, task, "replay/cheap,replay/strong")
     assert code == 0, progress
-    assert doc["outcome"] == "fixed" and len(doc["attempts"]) == 1
-    assert ("note: the tests already pass, so the verifier can only check that the change "
-            "breaks nothing, not that it does what the task asks") in progress
+    assert doc["outcome"] == "fixed" and doc["reproduced"] is True
+    assert [a["outcome"] for a in doc["attempts"]] == ["no_reproduction", "passed"]
+    assert doc["attempts"][1]["reproduction"] == ["tests.test_calc::test_div"]
+    assert ("note: the tests already pass, so a fix must bring a test that reproduces the "
+            "issue: it fails on the code before the change and passes with it") in progress
 
 
 def test_the_issue_comment_says_nothing_to_fix(make_repo, make_replay) -> None:

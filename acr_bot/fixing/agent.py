@@ -24,6 +24,7 @@ from acr_bot.fixing.paths import matches_glob, protected_reason
 from acr_bot.gitrepo import git
 from acr_bot.llm import estimate_tokens
 from acr_bot.report import run_summary
+from acr_bot.verify.reproduction import in_test_layout, layout_text
 
 _BASH = re.compile(r"```bash\s*\n(.*?)\n```", re.DOTALL)
 _OMITTED = re.compile(r"\n\.\.\. \[(\d+) bytes omitted\] \.\.\.\n")
@@ -147,7 +148,13 @@ class AgentHarness:
 def opening(brief: Brief, command_seconds: float) -> list[dict[str, str]]:
     """The system prompt and the task, with a short account of earlier attempts."""
     protected = ", ".join(brief.protected) or "(none)"
+    layout = layout_text(brief.test_dirs)
+    boundaries, workflow = ((P.REPRODUCE_BOUNDARIES, P.REPRODUCE_WORKFLOW) if brief.reproduce
+                            else (P.BOUNDARIES, P.WORKFLOW))
     text = P.INSTANCE.format(task=brief.task.text, protected=protected,
+                             boundaries=boundaries.format(protected=protected, layout=layout),
+                             workflow=workflow.format(layout=layout),
+                             new_tests=P.NEW_TESTS.format(layout=layout),
                              test_command=brief.test_command,
                              baseline=f"before any change: {run_summary(brief.baseline)}",
                              command_seconds=command_seconds, submit=P.SUBMIT,
@@ -247,8 +254,9 @@ def settle(workspace: Path, brief: Brief, submit_line: str) -> tuple[list[str], 
     """(paths that make up the change, protected paths put back).
 
     The rule for new files: a file the agent created is scratch (a reproduction script, say)
-    and is deleted, unless the agent named it after the sentinel. Changed tracked files always
-    count. Untracked files that existed before the attempt (the setup's) are not the agent's.
+    and is deleted, unless the agent named it after the sentinel or it is a new test where the
+    repository keeps its tests (a reproduction). Changed tracked files always count. Untracked
+    files that existed before the attempt (the setup's) are not the agent's.
     """
     named = {name.removeprefix("./") for name in submit_line.split()[1:]}
     before = set(brief.untracked)
@@ -260,7 +268,8 @@ def settle(workspace: Path, brief: Brief, submit_line: str) -> tuple[list[str], 
         if any(matches_glob(path, glob) for glob in brief.protected):
             _put_back(workspace, path, new)
             reverted.append(path)
-        elif new and path not in named:
+        elif new and path not in named and not in_test_layout(path, brief.test_dirs,
+                                                              brief.test_paths):
             (workspace / path).unlink(missing_ok=True)
         else:
             changed.append(path)

@@ -55,14 +55,12 @@ For each response:
 
 ## Important Boundaries
 - MODIFY: Regular source code files in the current directory (the repository root, where every command starts)
-- DO NOT MODIFY: Tests, configuration files (pyproject.toml, setup.cfg, etc.), and never: {protected}
+{boundaries}
 - The repository's tests run with `{test_command}` ({baseline}). After you submit, acr-bot runs them itself and decides.
 
 ## Recommended Workflow
 1. Analyze the codebase by finding and reading relevant files
-2. Create a script to reproduce the issue
-3. Edit the source code to resolve the issue
-4. Verify your fix works by running your script again
+{workflow}
 5. Test edge cases to ensure your fix is robust
 
 ## Command Execution Rules
@@ -187,8 +185,22 @@ issue exactly the following command:
 
 This command will submit your work.
 You cannot continue working (reading, editing, testing) in any way on this task after submitting.
-New files you created (reproduction scripts and the like) are left out of the submission, unless you name them after the sentinel: `{submit_naming}`.
+New files you created (reproduction scripts and the like) are left out of the submission{new_tests}, unless you name them after the sentinel: `{submit_naming}`.
 </instructions>{history}"""
+
+# The boundaries and workflow when the tests already fail (they show the issue) ...
+BOUNDARIES = """- DO NOT MODIFY: Tests, configuration files (pyproject.toml, setup.cfg, etc.), and never: {protected}"""
+WORKFLOW = """2. Create a script to reproduce the issue
+3. Edit the source code to resolve the issue
+4. Verify your fix works by running your script again"""
+# ... and when nothing fails yet: the fix is published only with a test that reproduces the
+# issue (it fails on the code before the change and passes with it).
+REPRODUCE_BOUNDARIES = """- ADD: a test that reproduces the issue, in the repository's own tests ({layout}): it must fail on the code before your change and pass with it. acr-bot publishes your fix only with such a test.
+- DO NOT MODIFY: Test configuration (conftest.py, pytest.ini, tox.ini, setup.cfg, pyproject.toml, etc.), the expectations of existing tests, and never: {protected}"""
+REPRODUCE_WORKFLOW = """2. Write a test that reproduces the issue in the repository's tests ({layout}), and run it to see it fail
+3. Edit the source code to resolve the issue
+4. Verify your fix works by running your test again"""
+NEW_TESTS = " (except new test files in the repository's tests, {layout}: they are part of it)"
 
 HISTORY = """
 

@@ -15,6 +15,7 @@ from acr_bot.fixing import edits, prompts
 from acr_bot.fixing.harness import AttemptResult, Brief, Limits
 from acr_bot.llm import estimate_tokens
 from acr_bot.report import run_summary
+from acr_bot.verify.reproduction import layout_text
 
 FEEDBACK_LIMIT = 6_000
 SYSTEM_TOKENS = 1_000  # the system prompt and the message's own headings, roughly
@@ -40,7 +41,7 @@ class EditHarness:
             {"role": "system", "content": prompts.SYSTEM.format(format=edits.FORMAT_INSTRUCTIONS)},
             {"role": "user", "content": prompts.task_message(
                 brief.task, brief.context, brief.test_command, run_summary(brief.baseline),
-                brief.previous)},
+                brief.previous, layout_text(brief.test_dirs) if brief.reproduce else "")},
         ]
 
     def attempt(self, model: str, brief: Brief, workspace: Path, limits: Limits) -> AttemptResult:

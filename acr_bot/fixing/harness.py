@@ -49,6 +49,9 @@ class Brief:
     protected: Sequence[str] = (".github/**",)
     untracked: Sequence[str] = ()  # untracked paths before the attempt (the setup's): not its
     resume: Any = None  # the same agent continues: its earlier transcript (agent harness)
+    reproduce: bool = False  # nothing fails before the change: the fix must bring its own test
+    test_dirs: Sequence[str] = ()  # folders holding the repository's tests, most first
+    test_paths: Sequence[str] = ()  # globs added to the default test paths (verify/patch.py)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from acr_bot.routing.cascade import Cascade
 from acr_bot.routing.features import task_features, task_kind
 from acr_bot.verify.baselines import BaselineCache, baseline_key, baseline_run
 from acr_bot.verify.local import Sandbox, failure_feedback
+from acr_bot.verify.reproduction import folders_with_tests, needs_reproduction
 from acr_bot.verify.tiers import OutOfTime, TierOptions, tier_result
 from acr_bot.verify.verdict import baseline_problem, named_tests, verify_workspace
 
@@ -89,6 +90,9 @@ class FixJob:
     limits: Limits = field(default_factory=lambda: Limits(max_cost_usd=0.0))  # per attempt
     harnesses: dict[str, Harness] = field(default_factory=dict)  # built on first use
     rounds: int = 2  # agent submissions judged per attempt (the agent goes on when rejected)
+    # When no test fails before the change, a fix must bring a test that reproduces the issue;
+    # off, such a change is published anyway, as a draft marked "not reproduced".
+    require_reproduction: bool = True
     trajectory_dir: Path | None = None  # one JSON transcript per attempt
     tiers: TierOptions = field(default_factory=TierOptions)  # first tier, job deadline
     baselines: BaselineCache = field(default_factory=lambda: BaselineCache(None))
@@ -112,6 +116,8 @@ class _State:
     capped: set[str] = field(default_factory=set)  # models the console was told the cap excludes
     baseline_time: TierTime | None = None
     out_of_time: str = ""  # why the job's time limit stopped the loop
+    reproduce: bool = False  # nothing fails before the change: a fix must bring its own test
+    test_dirs: tuple[str, ...] = ()  # where the repository keeps its tests (for the prompts)
 
     @property
     def route(self) -> RouteTask:
@@ -133,9 +139,8 @@ def run_fix(job: FixJob) -> FixResult:
         nothing = _nothing_to_fix(job.task, state.baseline)
         if nothing:
             return _result(job, state, "nothing_to_fix", nothing)
-        if state.baseline.green:
-            job.echo("note: the tests already pass, so the verifier can only check that the "
-                     "change breaks nothing, not that it does what the task asks")
+        if state.reproduce:
+            job.echo(_REPRODUCE_NOTE if job.require_reproduction else _UNREPRODUCED_NOTE)
         if job.dry_run:
             _say_cap(job, state)
             candidates = _affordable(job, state)
@@ -148,8 +153,18 @@ def run_fix(job: FixJob) -> FixResult:
         if winner is None:
             return _result(job, state, "gave_up", _give_up_reason(job, state))
         branch, commit = _publish(job, state, winner)
-        result = _result(job, state, "fixed", f"verified fix by {winner.model}")
+        said = (f"verified fix by {winner.model}" if winner.passed else
+                f"change by {winner.model}, not reproduced: {winner.detail} (require_reproduction"
+                " is off, so it is published as a draft marked not reproduced)")
+        result = _result(job, state, "fixed", said)
         return replace(result, branch=branch, commit=commit)
+
+
+_REPRODUCE_NOTE = ("note: the tests already pass, so a fix must bring a test that reproduces the "
+                   "issue: it fails on the code before the change and passes with it")
+_UNREPRODUCED_NOTE = ("note: the tests already pass and require_reproduction is off: a change "
+                      "without a test that reproduces the issue is published as a draft marked "
+                      "not reproduced")
 
 
 def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
@@ -187,7 +202,8 @@ def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
     tree.restore(keep)  # the baseline run may leave files behind
     cascade = Cascade(job.policy, RouteTask(task.id, features), job.max_attempts)
     return _State(tree, baseline, context, cascade, keep=keep, named=named_tests(task.text),
-                  baseline_time=spent)
+                  baseline_time=spent, reproduce=needs_reproduction(task.source, baseline),
+                  test_dirs=tuple(folders_with_tests(paths, job.test_paths)))
 
 
 def _nothing_to_fix(task: Task, baseline: TestRun) -> str:
@@ -268,7 +284,7 @@ def _loop(job: FixJob, state: _State) -> Attempt | None:
                 job.echo(f"  {state.out_of_time}")
                 return None
         _remember(job, state, attempt)
-        if attempt.passed:
+        if _accepted(job, attempt):
             return attempt
         state.worktree.restore(state.keep)
 
@@ -296,7 +312,8 @@ def _attempt(job: FixJob, state: _State, arm: str, number: int) -> Attempt:
         except OutOfTime as stop:  # the change is not judged: no outcome to learn from
             state.out_of_time = str(stop)
             raise
-        if total.passed or round_ + 1 == job.rounds or _limits(job, state, model, total).steps < 2:
+        if _accepted(job, total) or round_ + 1 == job.rounds or \
+                _limits(job, state, model, total).steps < 2:
             break
         job.echo(f"  rejected: {total.detail}; the agent continues with the verifier's output")
         reverted = prompts_reverted(result.reverted, job.protected)
@@ -316,9 +333,17 @@ def _out_of_time(job: FixJob, state: _State) -> str:
     return ""
 
 
+def _accepted(job: FixJob, attempt: Attempt) -> bool:
+    """A fix to publish: it passed or, with the reproduction rule off, it is unreproduced."""
+    return attempt.passed or (attempt.outcome == "no_reproduction"
+                              and not job.require_reproduction)
+
+
 def _brief(job: FixJob, state: _State) -> Brief:
     return Brief(job.task, job.test_command, state.baseline, state.context,
-                 tuple(state.attempts), tuple(job.protected), state.keep)
+                 tuple(state.attempts), tuple(job.protected), state.keep,
+                 reproduce=state.reproduce, test_dirs=state.test_dirs,
+                 test_paths=tuple(job.test_paths))
 
 
 def _limits(job: FixJob, state: _State, model: str, so_far: Attempt | None) -> Limits:
@@ -360,19 +385,23 @@ def _verify(job: FixJob, state: _State, result: AttemptResult, attempt: Attempt,
     diff = state.worktree.diff(result.files)
     verdict = verify_workspace(state.baseline, state.worktree, job.sandbox, job.test_command,
                                keep=state.keep, test_paths=job.test_paths, named=state.named,
-                               files=result.files, tiers=job.tiers)
+                               files=result.files, tiers=job.tiers, reproduce=state.reproduce,
+                               require=job.require_reproduction)
     run = verdict.run
-    seconds = time.monotonic() - started
-    attempt = replace(attempt, tiers=verdict.tiers)
-    if verdict.passed:
+    judged = replace(attempt, seconds=time.monotonic() - started, counts=run.counts,
+                     detail=verdict.reason, diff=diff, tests_changed=verdict.tests_changed,
+                     reproduction=verdict.reproduction, base_failure=verdict.base_failure,
+                     tiers=verdict.tiers)
+    if verdict.passed or verdict.unreproduced:
         state.final = run
-        return replace(attempt, outcome="passed", seconds=seconds, counts=run.counts,
-                       detail=verdict.reason, diff=diff, files=result.files,
-                       tests_changed=verdict.tests_changed)
+        # An unreproduced change keeps its files: with the rule off it is the one published.
+        return replace(judged, outcome="passed" if verdict.passed else "no_reproduction",
+                       files=result.files,
+                       feedback=failure_feedback(verdict, FEEDBACK_LIMIT) if verdict.unreproduced
+                       else "")
     feedback = (f"Your edits applied:\n```diff\n{diff[:2000]}\n```\nbut verification failed.\n"
                 + failure_feedback(verdict, FEEDBACK_LIMIT))
-    return replace(attempt, outcome="tests_failed", seconds=seconds, counts=run.counts,
-                   detail=verdict.reason, feedback=feedback, diff=diff, files=())
+    return replace(judged, outcome="tests_failed", feedback=feedback, files=())
 
 
 def prompts_reverted(paths: Sequence[str], protected: Sequence[str]) -> str:
@@ -412,6 +441,7 @@ def _record(task: Task, features: Features, attempt: Attempt, run: str,
                   outcome=attempt.outcome, features=features.compact(), attempt=attempt.number,
                   cost_usd=attempt.cost_usd, tokens=attempt.prompt_tokens + attempt.completion_tokens,
                   seconds=attempt.seconds, run=run, harness=harness,
+                  reproduction=len(attempt.reproduction) if attempt.passed else 0,
                   tests_passed=counts.passed if counts else None,
                   tests_failed=(counts.failed + counts.errors) if counts else None)
 
@@ -421,8 +451,11 @@ def _publish(job: FixJob, state: _State, winner: Attempt) -> tuple[str, str]:
     # git's convention: a subject of about 72 characters; a longer title goes whole in the body.
     subject = clip(job.task.title, 72)
     whole = f"{job.task.title}\n\n" if subject != job.task.title else ""
+    shown = (f"Reproduced by {len(winner.reproduction)} test(s) that failed before this change: "
+             f"{', '.join(winner.reproduction[:5])}.\n\n" if winner.reproduction else
+             "Not reproduced: no test fails without this change.\n\n" if not winner.passed else "")
     message = (f"{subject}\n\n{whole}Verified by `{job.test_command}`: "
-               f"{run_summary(state.final)}.\n\nAcr-Task: {job.task.id}\n"
+               f"{run_summary(state.final)}.\n\n{shown}Acr-Task: {job.task.id}\n"
                f"Acr-Model: {winner.model}\n")
     commit = state.worktree.commit(message, winner.files)
     branch = job.repo.free_branch_name(job.branch or f"acr/fix-{slugify(job.task.title)}")

@@ -28,10 +28,21 @@ def _fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+REPRODUCE = """# A test that reproduces the issue
+The tests pass before any change, so in this same answer also add a test that reproduces the
+issue to the repository's tests ({layout}): it must fail on the current code (inside the test:
+an assertion, or the missing behaviour) and pass with your change. The fix is published only
+with such a test. Do not change test configuration (conftest.py, ini files, pyproject.toml's
+test tables) or the expectations of existing tests."""
+
+
 def task_message(task: Task, context: Context, test_command: str, baseline_summary: str,
-                 previous: Sequence[Attempt] = ()) -> str:
-    """The user message for one attempt: task, files, baseline, and what failed before."""
+                 previous: Sequence[Attempt] = (), reproduce: str = "") -> str:
+    """The user message for one attempt: task, files, baseline, and what failed before;
+    `reproduce`: where the tests live, when the answer must add a reproducing test."""
     parts = [f"# Task\n{task.text}", f"# Test command\n`{test_command}`\n{baseline_summary}"]
+    if reproduce:
+        parts.append(REPRODUCE.format(layout=reproduce))
     parts.append("# Files")
     for path, text in context.files.items():
         fence = _fence(text)

@@ -124,8 +124,11 @@ class Job:
                  force=True)
             body = self.console.redact(pr_body(result, self._marker(result),
                                                self.settings.command_prefix, closes))
+            # A change no test shows to fix the issue is only ever a marked draft.
+            if not result.reproduced:
+                title = f"[not reproduced] {title}"
             pull, created = self.gh.ensure_pull(head=head, base=base, title=title, body=body,
-                                                draft=self.settings.draft)
+                                                draft=self.settings.draft or not result.reproduced)
             self.gh.add_label(pull.number, BOT_LABEL)
             self.console.line(f"{'opened' if created else 'updated'} {pull.url}")
             return pull.url

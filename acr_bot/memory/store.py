@@ -33,7 +33,7 @@ RECORDS, SUMMARIES, META = "records", "summaries", "meta"
 KEYS = {"id": "id", "kind": "k", "ts": "ts", "task": "t", "model": "m", "outcome": "o",
         "features": "f", "attempt": "n", "cost_usd": "c", "tokens": "tok", "seconds": "s",
         "tests_passed": "tp", "tests_failed": "tf", "ref": "ref", "repo": "r",
-        "run": "ru", "harness": "h"}
+        "run": "ru", "harness": "h", "reproduction": "rp"}
 LONG = {short: long for long, short in KEYS.items()}
 KIND_CODES = {"attempt": "a", "verdict": "v"}
 KIND_NAMES = {code: name for name, code in KIND_CODES.items()}
@@ -71,12 +71,14 @@ def decode(doc: dict[str, Any]) -> Record:
 def encode_summary(s: Summary) -> dict[str, Any]:
     doc = {"id": s.id, "m": s.model, "cl": s.cluster, "n": s.attempts, "p": s.passes,
            "c": round(s.cost_usd, 6), "cov": list(s.covers)}
-    return doc | {"fl": s.faults} if s.faults else doc
+    return doc | ({"fl": s.faults} if s.faults else {}) | ({"rp": s.reproduced}
+                                                           if s.reproduced else {})
 
 
 def decode_summary(doc: dict[str, Any]) -> Summary:
     return Summary(doc["id"], doc["m"], doc.get("cl", ""), int(doc["n"]), float(doc["p"]),
-                   float(doc.get("c", 0.0)), tuple(doc.get("cov", ())), int(doc.get("fl", 0)))
+                   float(doc.get("c", 0.0)), tuple(doc.get("cov", ())), int(doc.get("fl", 0)),
+                   int(doc.get("rp", 0)))
 
 
 def summary_id(model: str, cluster: str, covers: Iterable[str]) -> str:
@@ -205,7 +207,7 @@ _TEXT = (str,)
 _NUMBER = (int, float)
 _FIELD_TYPES = {"id": _TEXT, "task": _TEXT, "model": _TEXT, "outcome": _TEXT,
                 "features": _TEXT, "ref": _TEXT, "repo": _TEXT, "ts": _NUMBER,
-                "cost_usd": _NUMBER, "seconds": _NUMBER, "attempt": (int,), "tokens": (int,),
+                "cost_usd": _NUMBER, "seconds": _NUMBER, "attempt": (int,), "tokens": (int,), "reproduction": (int,),
                 "tests_passed": (int, type(None)), "tests_failed": (int, type(None))}
 
 
@@ -305,7 +307,8 @@ def compact(memory: Memory, keep: int) -> Memory:
         summaries.append(Summary(
             summary_id(model, cluster, covers), model, cluster, len(skill),
             sum(score.get(r.id, 1.0) for r in group if r.passed),
-            sum(r.cost_usd for r in skill), covers, len(group) - len(skill)))
+            sum(r.cost_usd for r in skill), covers, len(group) - len(skill),
+            sum(1 for r in group if r.passed and r.reproduction)))
         dropped.update(covers)
     kept = [r for r in records if r.id not in dropped]
     return Memory(memory.path, kept, [*memory.summaries, *summaries], memory.version)

@@ -34,6 +34,13 @@ DEFAULT_TEST_PATHS: tuple[str, ...] = (
     # What git shows the verifier: a changed .gitignore could hide a new conftest.py
     ".gitignore",
 )
+# The test paths that configure how tests run rather than being tests: a change's own test
+# is judged with these as at the base commit (verify/reproduction.py).
+TEST_CONFIG: tuple[str, ...] = (
+    "conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "noxfile.py", ".coveragerc",
+    "jest.config.*", "vitest.config.*", "vitest.workspace.*", ".mocharc*", "karma.conf.*",
+    "playwright.config.*", ".gitignore", "pyproject.toml", "package.json",
+)
 # pyproject.toml tables that configure tests (a prefix of the table name decides).
 _PYPROJECT_TEST_TABLES = ("tool.pytest", "tool.tox", "tool.coverage", "tool.hatch.envs",
                           "tool.nox")
@@ -45,6 +52,11 @@ _TOML_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 def is_test_path(path: str, extra: Sequence[str] = ()) -> bool:
     """Whether `path` (relative, with /) is a test file or test configuration."""
     return any(matches_glob(path, glob) for glob in (*DEFAULT_TEST_PATHS, *extra))
+
+
+def is_test_config(path: str) -> bool:
+    """Whether `path` configures the tests (conftest.py, pytest.ini, ...) rather than being one."""
+    return any(matches_glob(path, glob) for glob in TEST_CONFIG)
 
 
 @dataclass(frozen=True)
@@ -113,13 +125,44 @@ def original_tests(tree: Worktree, split: PatchSplit, keep: Sequence[str] = (),
                 (tree.path / path).unlink(missing_ok=True)
         yield
     finally:
-        for path, content in saved.items():
-            target = tree.path / path
-            if content is None:
-                target.unlink(missing_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content)
+        _write_back(tree, saved)
+
+
+@contextmanager
+def at_base(tree: Worktree, paths: Sequence[str], keep: Sequence[str] = (), *,
+            keep_code: bool = False) -> Iterator[None]:
+    """Inside: `paths` as at the base commit (absent where it had none; with `keep_code`, mixed
+    files keep their changed code sections), and no new test configuration anywhere (a new
+    conftest.py a changed .gitignore hid from git goes too); afterwards every file as it was."""
+    saved = {path: _read_bytes(tree.path / path) for path in paths}
+    try:
+        for path in paths:
+            (_put_back if keep_code else _restore)(tree, path)
+        for path in changed_paths(tree, keep):
+            if path not in saved and is_test_config(path) and base_text(tree, path) is None:
+                saved[path] = _read_bytes(tree.path / path)
+                (tree.path / path).unlink(missing_ok=True)
+        yield
+    finally:
+        _write_back(tree, saved)
+
+
+def _restore(tree: Worktree, path: str) -> None:
+    """`path` as at the base commit, whole."""
+    if base_text(tree, path) is None:
+        (tree.path / path).unlink(missing_ok=True)
+    else:
+        tree.run("checkout", "HEAD", "--", path)
+
+
+def _write_back(tree: Worktree, saved: dict[str, bytes | None]) -> None:
+    for path, content in saved.items():
+        target = tree.path / path
+        if content is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
 
 
 def _put_back(tree: Worktree, path: str) -> None:

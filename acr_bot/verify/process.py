@@ -125,6 +125,7 @@ def test_run(
         passed_ids=results.passed_ids,
         failed_ids=results.failed_ids,
         skipped_ids=results.skipped_ids,
+        messages=results.messages,
     )
 
 

@@ -29,6 +29,7 @@ class Results:
     passed_ids: frozenset[str] = frozenset()
     failed_ids: frozenset[str] = frozenset()  # failures and errors
     skipped_ids: frozenset[str] = frozenset()
+    messages: tuple[tuple[str, str], ...] = ()  # (test id or uncollectable module, message)
 
     def __add__(self, other: Results) -> Results:
         """Both runs' results together (two runners in one command)."""
@@ -41,6 +42,7 @@ class Results:
             self.passed_ids | other.passed_ids,
             self.failed_ids | other.failed_ids,
             self.skipped_ids | other.skipped_ids,
+            self.messages + other.messages,
         )
 
 
@@ -55,20 +57,41 @@ def parse_junit(path: Path) -> Results | None:
     if root.tag not in ("testsuites", "testsuite"):
         return None
     statuses: dict[str, str] = {}
+    messages: dict[str, str] = {}
     anonymous_errors = 0
     for case in root.iter("testcase"):
         status = _case_status(case)
         classname, name = case.get("classname", ""), case.get("name", "")
+        test_id = f"{classname}::{name}" if classname else name
+        if status in ("failed", "error") and len(messages) < _MAX_MESSAGES:
+            messages.setdefault(test_id, _message(case))
         if not classname and status == "error":
             # pytest reports a module that failed to import as an error with no class: it is
             # not a test, so fixing the import must not count as "removing" it.
             anonymous_errors += 1
             continue
-        test_id = f"{classname}::{name}" if classname else name
         old = statuses.get(test_id)
         if old is None or _RANK[status] > _RANK[old]:
             statuses[test_id] = status
-    return _from_statuses(statuses, anonymous_errors)
+    results = _from_statuses(statuses, anonymous_errors)
+    return Results(results.counts, results.passed_ids, results.failed_ids, results.skipped_ids,
+                   tuple(messages.items()))
+
+
+_MAX_MESSAGES = 200  # failure messages kept per run (a run where everything fails has enough)
+_MESSAGE_CHARS = 2_000
+_RAISED = re.compile(r"^E\s+(\S.*)$", re.MULTILINE)
+
+
+def _message(case: ET.Element) -> str:
+    """A failure's own words: the `E ...` lines pytest wrote (the assertion, or the error a
+    module failed to import with), else the element's message attribute."""
+    for child in case:
+        if child.tag in ("failure", "error"):
+            text = child.text or ""
+            raised = "\n".join(_RAISED.findall(text))
+            return (raised or child.get("message", "") or text).strip()[:_MESSAGE_CHARS]
+    return ""
 
 
 def _case_status(case: ET.Element) -> str:
@@ -374,6 +397,8 @@ def failure_feedback(verdict: Verdict, limit: int = 6000) -> str:
     """A message for the model: why the patch was rejected, what fails, and the output's end."""
     if verdict.passed:
         return f"The tests passed: {verdict.reason}"
+    if verdict.unreproduced:
+        return _unreproduced_feedback(verdict, limit)
     lines = [f"The patch was rejected: {verdict.reason}"]
     failing = sorted(verdict.run.failed_ids)
     if failing:
@@ -386,6 +411,21 @@ def failure_feedback(verdict: Verdict, limit: int = 6000) -> str:
     title = "\n\nEnd of the test output:\n"
     tail = _tail(verdict.run.output, limit - len(head) - len(title))
     return head + title + tail if tail else head
+
+
+def _unreproduced_feedback(verdict: Verdict, limit: int) -> str:
+    """Why a change that breaks nothing is still not a fix, with its own tests' output on the
+    code before it (which shows, say, that they pass there too)."""
+    head = (f"The repository's tests pass with your change, but it was rejected: {verdict.reason}."
+            "\nAdd a test that reproduces the issue to the repository's tests: it must fail on "
+            "the code before your change (inside the test: an assertion, or the missing "
+            "behaviour) and pass with it. Test configuration (conftest.py, ini files) is judged "
+            "as it was before your change.")[:limit]
+    run = verdict.base_run
+    if run is None or not run.output.strip():
+        return head
+    title = "\n\nYour tests, run on the code before your change:\n"
+    return head + title + _tail(run.output, limit - len(head) - len(title))
 
 
 def _tail(text: str, budget: int) -> str:

@@ -4,9 +4,12 @@
 splits the patch into tests and code (verify/patch.py), runs the test command with every test
 path as at the base commit (this run decides, by `judge`'s rules, plus the tests the task
 names; verify/tiers.py runs the tests that import the change first, failing fast, and the full
-suite only for a change that passes them), and, when the patch also changed tests, runs the whole patch a second time: it must be
-green too. A patch that changes only tests is never a fix. Python files that no longer parse
-are rejected with the line before anything runs.
+suite only for a change that passes them), and, when the patch also changed tests, runs the
+whole patch a second time: it must be green too. A patch that changes only tests is never a
+fix. Python files that no longer parse are rejected with the line before anything runs. When
+nothing failed before the change (an issue), the change must also bring a test that fails on
+the old code and passes with it (verify/reproduction.py): its own tests run on the old code
+first, so a change that cannot show the fix is rejected before the suite runs.
 
 `baseline_problem` says in one line when the baseline ran no test at all (collection errors,
 nothing collected): then there is nothing to compare a patch with.
@@ -31,6 +34,7 @@ from acr_bot.verify.patch import (
     original_tests,
     split_patch,
 )
+from acr_bot.verify import reproduction
 from acr_bot.verify.testresults import describe_counts
 from acr_bot.verify.tiers import Tiered, TierOptions, tiered_run, tier_result
 
@@ -40,7 +44,8 @@ _SHOWN = 5
 def verify_workspace(baseline: TestRun, tree: Worktree, sandbox: Sandbox, test_command: str, *,
                      keep: Sequence[str] = (), test_paths: Sequence[str] = (),
                      named: Sequence[str] = (), files: Sequence[str] | None = None,
-                     tiers: TierOptions | None = None) -> Verdict:
+                     tiers: TierOptions | None = None, reproduce: bool = False,
+                     require: bool = True) -> Verdict:
     """Judge the workspace's changes against `baseline` with the original tests (see above).
 
     `keep`: untracked paths the setup command made (not part of the patch); `test_paths`: globs
@@ -48,42 +53,99 @@ def verify_workspace(baseline: TestRun, tree: Worktree, sandbox: Sandbox, test_c
     `files`: the paths the harness will commit (judged with whatever else changed in the
     workspace, since it is there when the tests run), which the PR's list of tests keeps to;
     `tiers`: how the decisive run goes (verify/tiers.py: the tests importing the change first,
-    then the full suite)."""
+    then the full suite); `reproduce`: the change must bring a test that fails before it and
+    passes with it (verify/reproduction.py), else it is `unreproduced`; with `require`, a change
+    that cannot have one (no test, or none failing on the old code) is rejected before the
+    suite runs."""
     paths = sorted({*changed_paths(tree, keep), *(files or ())})
     split = split_patch(tree, paths, test_paths)
-    decisive = functools.partial(_decisive, baseline, tree, sandbox, test_command, split, named,
-                                 tiers or TierOptions())
     verdict = _verify(baseline, tree, sandbox, test_command, split, keep, test_paths, named,
-                      decisive)
+                      functools.partial(_decisive, baseline, tree, sandbox, test_command, split,
+                                        named, tiers or TierOptions()),
+                      _Reproducing(reproduce, require))
     if files is None:
         return verdict
     return replace(verdict, tests_changed=tuple(p for p in verdict.tests_changed if p in files))
 
 
+class _Reproducing:
+    """Whether and how strictly the change must bring its reproduction, and its first run."""
+
+    def __init__(self, wanted: bool, required: bool) -> None:
+        self.wanted, self.required = wanted, required
+        self.probe: reproduction.Probe | None = None
+
+
 def _verify(baseline: TestRun, tree: Worktree, sandbox: Sandbox, test_command: str,
             split: PatchSplit, keep: Sequence[str], test_paths: Sequence[str],
-            named: Sequence[str], decisive: Callable[[], Tiered]) -> Verdict:
+            named: Sequence[str], decisive: Callable[[], Tiered],
+            repro: _Reproducing) -> Verdict:
     """verify_workspace once the patch is split."""
     if not split.code:
         return _not_run(test_command, split, _only_tests(split))
     if broken := syntax_problem(tree, [p for p in split.code if p.endswith(".py")]):
         return _not_run(test_command, split, broken)
+    if repro.wanted and repro.required:  # fail fast: the change's own tests on the old code
+        repro.probe = reproduction.probe(tree, sandbox, test_command, split, keep)
+        if problem := reproduction.early_problem(baseline, repro.probe):
+            return _unreproduced(test_command, split, repro.probe, problem)
+    verdict, whole = _suite(baseline, tree, sandbox, test_command, split, keep, test_paths,
+                            named, decisive)
+    if not verdict.passed:
+        return verdict
+    if not repro.wanted:
+        return _fixed_failures(baseline, verdict)
+    found = repro.probe or reproduction.probe(tree, sandbox, test_command, split, keep)
+    return _reproduced(verdict, reproduction.finish(baseline, found, tree, sandbox, keep, whole))
+
+
+def _suite(baseline: TestRun, tree: Worktree, sandbox: Sandbox, test_command: str,
+           split: PatchSplit, keep: Sequence[str], test_paths: Sequence[str],
+           named: Sequence[str], decisive: Callable[[], Tiered]
+           ) -> tuple[Verdict, TestRun | None]:
+    """The repository's original tests on the patched code (tiered), then the whole patch when
+    it changed tests; also that run with the whole patch (None when there was none)."""
     if not split.tests:
-        return _tiered_decision(baseline, decisive(), named, split)
+        return _tiered_decision(baseline, decisive(), named, split), None
     with original_tests(tree, split, keep, test_paths):
         tiered = decisive()
     verdict = _tiered_decision(baseline, tiered, named, split)
-    if tiered.rejection:
-        return replace(verdict, reason=f"with the original tests: {verdict.reason}")
     if not verdict.passed:
-        return replace(verdict, reason=f"with the original tests: {verdict.reason}")
+        return replace(verdict, reason=f"with the original tests: {verdict.reason}"), None
     second = sandbox.run(test_command, tree.path)  # the whole patch, its own tests included
     times = (*verdict.tiers, TierTime("whole patch", second.seconds, tier_result(second)))
     if problem := _red(second):
         return Verdict(False, f"the original tests pass, but with the patch's own test changes "
-                       f"({_some(split.tests)}) {problem}", second, split.tests, times)
+                       f"({_some(split.tests)}) {problem}", second, split.tests, times), second
     return replace(verdict, tiers=times, reason=f"{verdict.reason}; tests changed too (the "
-                   f"changed tests also pass): {_some(split.tests)}")
+                   f"changed tests also pass): {_some(split.tests)}"), second
+
+
+def _unreproduced(command: str, split: PatchSplit, found: reproduction.Probe,
+                  problem: str) -> Verdict:
+    """A change rejected before the suite ran: nothing in it can reproduce the issue."""
+    run = found.before or TestRun(command, -1, 0.0, "")
+    return Verdict(False, problem, run, split.tests, unreproduced=True, base_run=found.before)
+
+
+def _reproduced(verdict: Verdict, found: reproduction.Reproduction) -> Verdict:
+    """The verdict with the change's reproduction, or unreproduced with the reason."""
+    if not found.tests:
+        return replace(verdict, passed=False, unreproduced=True, reason=found.problem,
+                       base_run=found.base_run)
+    return replace(verdict, reproduction=found.tests, base_failure=found.base_failure,
+                   base_run=found.base_run,
+                   reason=f"{verdict.reason}; reproduced: {_some(found.tests)} failed before the "
+                          "change and pass with it")
+
+
+def _fixed_failures(baseline: TestRun, verdict: Verdict) -> Verdict:
+    """For tests that failed before the change (a red CI run, named tests): they are the
+    reproduction, and how they failed is the excerpt."""
+    fixed = tuple(sorted(baseline.failed_ids & verdict.run.passed_ids))
+    messages = dict(baseline.messages)
+    first = next((messages[t] for t in fixed if messages.get(t)), "")
+    return replace(verdict, reproduction=fixed, base_failure=reproduction.excerpt(first))
 
 
 def _decisive(baseline: TestRun, tree: Worktree, sandbox: Sandbox, command: str,
