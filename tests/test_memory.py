@@ -441,8 +441,23 @@ def test_a_model_that_only_faulted_is_listed_and_its_faults_survive_compaction()
                                                                 ts=2), rec("ok", ts=3)]
     memory = Memory(None, records)
     assert per_model(memory)["down"] == {"attempts": 0.0, "passes": 0.0, "cost_usd": 0.0,
-                                         "pass_rate": 0.0, "usd_per_pass": None, "faults": 2.0}
+                                         "pass_rate": 0.0, "usd_per_pass": None, "faults": 2.0,
+                                         "reproduced": 0.0}
     assert per_model(compact(memory, keep=0)) == per_model(memory)
+
+
+def test_reproduced_passes_survive_compaction_and_a_file_round_trip(tmp_path: Path) -> None:
+    records = [rec("a", ts=1, reproduction=2), rec("b", ts=2),
+               rec("c", outcome="no_reproduction", ts=3)]
+    memory = Memory(None, records)
+    assert per_model(memory)["cheap"]["reproduced"] == 1.0
+    small = compact(memory, keep=0)
+    assert per_model(small)["cheap"]["reproduced"] == 1.0
+    path = tmp_path / "memory.json"
+    write(path, small)
+    assert per_model(Memory.load(path)) == per_model(memory)
+    write(path, memory)
+    assert [r.reproduction for r in Memory.load(path).records] == [2, 0, 0]
 
 
 def test_a_summary_round_trips_through_the_file(tmp_path: Path) -> None:

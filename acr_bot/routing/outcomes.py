@@ -239,7 +239,8 @@ class OutcomeTable:
 def stats(memory: Memory) -> dict[str, dict[str, dict[str, float]]]:
     """Per model overall, and per model within each language and task kind.
 
-    Each cell: attempts, passes, pass_rate, cost_usd, usd_per_pass, faults.
+    Each cell: attempts, passes, pass_rate, cost_usd, usd_per_pass; per model also faults,
+    and `reproduced`: the passes a test showed (it failed before the change and passes with it).
     """
     cells: dict[str, dict[str, dict[str, float]]] = {"model": {}}
     for obs in observations(memory.all_records(), memory.summaries):
@@ -267,6 +268,13 @@ def stats(memory: Memory) -> dict[str, dict[str, dict[str, float]]]:
         for model, cell in per_model.items():
             cell["pass_rate"] = cell["passes"] / cell["attempts"] if cell["attempts"] else 0.0
             cell["usd_per_pass"] = cell["cost_usd"] / cell["passes"] if cell["passes"] else None
+    reproduced: dict[str, float] = {}
+    for r in memory.all_records():
+        if r.kind == "attempt" and r.passed and r.reproduction:
+            reproduced[r.model] = reproduced.get(r.model, 0.0) + 1
+    for s in memory.summaries:
+        reproduced[s.model] = reproduced.get(s.model, 0.0) + s.reproduced
     for model, cell in cells["model"].items():
         cell["faults"] = faults.get(model, 0.0)
+        cell["reproduced"] = reproduced.get(model, 0.0)
     return cells
