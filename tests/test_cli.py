@@ -126,12 +126,19 @@ def test_demo_completes_and_leaves_a_branch(tmp_path: Path) -> None:
     assert "verified fix" in result.output
     records = Memory.load(project / ".acr" / "memory.json").records
     assert [r.outcome for r in records][-1] == "passed"
-    # The agent story: mini "fixes" the test (rejected: the original tests decide), pro greps,
-    # edits, runs the tests and submits.
-    assert [(r.model, r.harness, r.outcome) for r in records] == [
-        ("replay/mini", "agent", "tests_failed"), ("replay/pro", "agent", "passed")]
-    assert "the patch changes only tests" in result.output
+    # The agent story, on an issue (the tests pass before any change): mini changes the code
+    # without a test (sent back once, then rejected: nothing shows the issue fixed); pro greps,
+    # writes a test that fails, fixes the code, runs the tests and submits.
+    assert [(r.model, r.harness, r.outcome, r.reproduction) for r in records] == [
+        ("replay/mini", "agent", "no_reproduction", 0), ("replay/pro", "agent", "passed", 1)]
+    assert "the change adds or changes no test" in result.output
     assert "step 1: grep -rn 'def median'" in result.output
+    # The PR's words on the reproduction: the test, and how it failed before the change.
+    pr = result.output[result.output.index("The PR says"):]
+    assert "## Reproduction" in pr and "test_median_of_an_even_count_is_the_mean" in pr
+    assert "assert 3 == 2.5" in pr
+    assert "def test_median_of_an_even_count_is_the_mean_of_the_middle_two" in git(
+        project, "show", f"{fix_branches[0]}:tests/test_core.py")
     # A second demo into the same directory refuses rather than mixing projects.
     again = CliRunner().invoke(cli, ["demo", "--out", str(out)])
     assert again.exit_code != 0
