@@ -1,9 +1,19 @@
-"""The verdict's own cost, as JSON: what splitting a patch into tests and code, putting the
-original tests back and the whole patch again costs on top of the test runs themselves.
+"""The verdict's own cost, as JSON, in two parts.
 
-Builds a git repo of --files files (a tenth of them tests), changes 3 code files and 2 test
-files (one new), and times `verify_workspace` with a sandbox whose runs cost nothing (a canned
-green run), so only the verdict's git and file work is measured. Median of --runs.
+`bookkeeping`: what splitting a patch into tests and code, putting the original tests back and
+the whole patch again costs on top of the test runs themselves. Builds a git repo of --files
+files (a tenth of them tests), changes 3 code files and 2 test files (one new), and times
+`verify_workspace` with a sandbox whose runs cost nothing (a canned green run), so only the
+verdict's git and file work is measured.
+
+`reproduction`: what checking that an issue's fix brings a test that fails before it and passes
+with it adds to the verdict (whose run of the whole change it reuses), next to one run of the
+project's own suite, on a real project: the released
+more-itertools 11.2.1 sdist (cached by .ci/run), with the `value_chain` fix reverted and its
+test removed (a green suite and an issue), then the upstream fix and its test as the change.
+The runs go through the bot's own local sandbox. Target: <= 10% of one suite run.
+
+Medians of --runs.
 
     python benchmarks/verdict_overhead.py [--files 2000] [--runs 5]
 """
@@ -21,9 +31,44 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import tarfile  # noqa: E402
+
+from acr_bot.app import sandbox_for  # noqa: E402
+from acr_bot.config import Settings  # noqa: E402
 from acr_bot.domain import TestCounts, TestRun  # noqa: E402
 from acr_bot.gitrepo import Worktree, git  # noqa: E402
+from acr_bot.verify.patch import changed_paths, split_patch  # noqa: E402
+from acr_bot.verify.reproduction import reproduce  # noqa: E402
 from acr_bot.verify.verdict import verify_workspace  # noqa: E402
+
+SDIST = ROOT / ".ci" / "cache" / "sdists" / "more_itertools-11.2.1.tar.gz"
+MI_FILE, MI_TESTS = "more_itertools/more.py", "tests/test_more.py"
+MI_FIXED = """        try:
+            it = iter(value)
+        except TypeError:
+            yield value
+        else:
+            yield from it
+"""
+MI_BUGGY = """        try:
+            yield from value
+        except TypeError:
+            yield value
+"""
+MI_TEST = """    def test_type_error_while_iterating(self):
+        # A TypeError raised while consuming an argument means the argument
+        # is broken, not that it is a scalar - it should propagate.
+        def gen():
+            yield 1
+            yield 2
+            raise TypeError('failure inside the iterable')
+
+        it = mi.value_chain(gen(), 3)
+        self.assertEqual([next(it), next(it)], [1, 2])
+        with self.assertRaises(TypeError):
+            next(it)
+
+"""
 
 GREEN = TestRun("pytest", 0, 0.0, "", counts=TestCounts(passed=10))
 
@@ -58,17 +103,13 @@ def change(root: Path) -> None:
     (root / "tests/test_new.py").write_text("def test_new():\n    assert True\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--files", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+def bookkeeping(files: int, runs: int) -> dict[str, object]:
     seconds = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        build(root, args.files)
+        build(root, files)
         tree, sandbox = Worktree(root), FreeSandbox()
-        for _ in range(args.runs):
+        for _ in range(runs):
             change(root)
             started = time.perf_counter()
             verdict = verify_workspace(GREEN, tree, sandbox, "pytest")
@@ -76,10 +117,69 @@ def main() -> None:
             assert verdict.passed and len(verdict.tests_changed) == 2, verdict
             git(root, "checkout", "--quiet", "--", ".")
             git(root, "clean", "-fdq")
-    print(json.dumps({"benchmark": "verdict_overhead", "files": args.files, "runs": args.runs,
-                      "test_runs_per_verdict": sandbox.runs // args.runs,
-                      "median_ms": round(statistics.median(seconds) * 1000, 1),
-                      "max_ms": round(max(seconds) * 1000, 1)}))
+    return {"files": files, "test_runs_per_verdict": sandbox.runs // runs,
+            "median_ms": round(statistics.median(seconds) * 1000, 1),
+            "max_ms": round(max(seconds) * 1000, 1)}
+
+
+def project(root: Path) -> Path:
+    """more-itertools with the fix reverted and its test removed, committed."""
+    with tarfile.open(SDIST) as archive:
+        archive.extractall(root, filter="data")
+    [top] = list(root.iterdir())
+    code, tests = top / MI_FILE, top / MI_TESTS
+    code.write_text(code.read_text().replace(MI_FIXED, MI_BUGGY))
+    tests.write_text(tests.read_text().replace(MI_TEST, ""))
+    git(top, "init", "--quiet")
+    git(top, "add", "-A")
+    git(top, "commit", "--quiet", "-m", "fix reverted, its test removed")
+    return top
+
+
+def reproduction(runs: int) -> dict[str, object]:
+    """One suite run against the reproduction check's runs, through the bot's sandbox."""
+    if not SDIST.is_file():
+        return {"skipped": f"{SDIST.relative_to(ROOT)} is missing: run .ci/run once"}
+    command = f"{sys.executable} -m pytest -q -p no:cacheprovider tests"
+    suite, check, found = [], [], None
+    with tempfile.TemporaryDirectory() as tmp:
+        top = project(Path(tmp))
+        tree, sandbox = Worktree(top), sandbox_for(Settings())
+        try:
+            for _ in range(runs):
+                baseline = sandbox.run(command, top)
+                suite.append(baseline.seconds)
+                (top / MI_FILE).write_text((top / MI_FILE).read_text().replace(MI_BUGGY, MI_FIXED))
+                text = (top / MI_TESTS).read_text()
+                anchor = "    def test_type_error_from_iter(self):"
+                (top / MI_TESTS).write_text(text.replace(anchor, MI_TEST + anchor))
+                split = split_patch(tree, changed_paths(tree))
+                # The verdict runs the whole change anyway when it changes tests; the check
+                # reuses that run where it can, as in verify_workspace.
+                whole = sandbox.run(command, top)
+                started = time.perf_counter()
+                found = reproduce(baseline, tree, sandbox, command, split, whole=whole)
+                check.append(time.perf_counter() - started)
+                git(top, "checkout", "--quiet", "--", ".")
+        finally:
+            sandbox.close()
+    assert found is not None and found.tests, found
+    return {"project": "more-itertools 11.2.1", "suite_tests": baseline.counts.passed
+            if baseline.counts else None, "reproduction_tests": list(found.tests),
+            "suite_s": round(statistics.median(suite), 2),
+            "reproduction_s": round(statistics.median(check), 2),
+            "ratio": round(statistics.median(check) / statistics.median(suite), 3),
+            "target_ratio": 0.10}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    print(json.dumps({"benchmark": "verdict_overhead", "runs": args.runs,
+                      "bookkeeping": bookkeeping(args.files, args.runs),
+                      "reproduction": reproduction(args.runs)}))
 
 
 if __name__ == "__main__":
