@@ -44,11 +44,12 @@ sys.path.insert(0, str(ROOT))
 
 from acr_bot import app  # noqa: E402
 from acr_bot.config import Settings  # noqa: E402
-from acr_bot.domain import Attempt, FixResult  # noqa: E402
+from acr_bot.domain import Attempt, FixResult, TestRun  # noqa: E402
 from acr_bot.fixing.edits import format_edits, make_edits  # noqa: E402
 from acr_bot.gitrepo import git  # noqa: E402
 from acr_bot.verify.process import run_command  # noqa: E402
 from acr_bot.verify.runners import with_workers  # noqa: E402
+from acr_bot.verify.tiers import tier_result  # noqa: E402
 
 CACHE = ROOT / ".ci" / "cache"
 # The projects' test dependencies, pinned (sympy 1.14 needs mpmath < 1.4; Django's parallel
@@ -192,18 +193,21 @@ def measure(name: str, scope: list[str], timeout: float) -> dict[str, object]:
     return report(name, scope, suite_command, suite, suite_s, first, second)
 
 
-def report(name: str, scope: list[str], command: str, suite: object, suite_s: float,
+def report(name: str, scope: list[str], command: str, suite: TestRun, suite_s: float,
            first: FixResult, second: FixResult) -> dict[str, object]:
     attempts = {a.model: a for a in first.attempts}
     wrong, upstream = attempts.get("replay/wrong"), attempts.get("replay/upstream")
     tier1 = sum(t.seconds for t in upstream.tiers if t.name != "full suite") if upstream else None
     return {
         "project": name, "scope": scope or "the whole suite", "command": command,
-        "suite_s": round(suite_s, 1), "suite_exit": getattr(suite, "exit_code", None),
+        "suite_s": round(suite_s, 1), "suite_result": tier_result(suite),
         "baseline_s": round(first.baseline_time.seconds, 1) if first.baseline_time else None,
         "first_tier_s": round(tier1, 1) if tier1 is not None else None,
         "accept_s": _seconds(upstream), "reject_s": _seconds(wrong),
         "accept_over_suite": round(upstream.seconds / suite_s, 3) if upstream else None,
+        # the same full suite in the same sandbox: the tiers' own cost, with less load noise
+        "accept_over_baseline": round(upstream.seconds / first.baseline_time.seconds, 3)
+        if upstream and first.baseline_time else None,
         "second_task_baseline_skipped": bool(second.baseline_time
                                              and second.baseline_time.result == "cached"),
         "outcome": first.outcome,
