@@ -48,10 +48,10 @@ from acr_bot.report import clip, run_summary
 from acr_bot.routing.base import Outcome, Policy, RouteTask
 from acr_bot.routing.cascade import Cascade
 from acr_bot.routing.features import task_features, task_kind
-from acr_bot.verify.baselines import BaselineCache, baseline_key, baseline_run
+from acr_bot.verify.baselines import BaselineCache, baseline_key, timed_baseline
 from acr_bot.verify.local import Sandbox, failure_feedback
 from acr_bot.verify.reproduction import folders_with_tests, needs_reproduction
-from acr_bot.verify.tiers import OutOfTime, TierOptions, tier_result
+from acr_bot.verify.tiers import OutOfTime, TierOptions
 from acr_bot.verify.verdict import baseline_problem, named_tests, verify_workspace
 
 CACHED = " (cached: the suite ran before at this commit with this command)"
@@ -180,14 +180,11 @@ def _prepare(job: FixJob, tree: Worktree) -> _State | FixResult:
                              job.test_command, baseline=setup)
         keep = tree.untracked()
     job.echo(f"baseline: {job.test_command}")
-    started = time.monotonic()
     key = baseline_key(tree.run("rev-parse", "HEAD").strip(), job.test_command,
                        setup=job.setup_command, sandbox=job.sandbox.name)
-    baseline, cached = baseline_run(job.baselines, key,
-                                    lambda: job.sandbox.run(job.test_command, tree.path))
-    job.echo(f"baseline: {run_summary(baseline)}" + (CACHED if cached else ""))
-    spent = TierTime("baseline", time.monotonic() - started, "cached" if cached
-                     else tier_result(baseline))
+    baseline, spent = timed_baseline(job.baselines, key,
+                                     lambda: job.sandbox.run(job.test_command, tree.path))
+    job.echo(f"baseline: {run_summary(baseline)}" + (CACHED if spent.result == "cached" else ""))
     if baseline.timed_out:
         return FixResult(task, "gave_up", "the test command timed out before any change: "
                          "raise test_timeout or narrow --test-cmd", job.test_command,
@@ -268,7 +265,8 @@ def _say_cap(job: FixJob, state: _State) -> None:
 def _loop(job: FixJob, state: _State) -> Attempt | None:
     """Attempts until one passes, the attempt limit, the budget, or the router's stop."""
     while True:
-        state.out_of_time = state.out_of_time or _out_of_time(job, state)
+        state.out_of_time = state.out_of_time or job.tiers.deadline.shortfall(
+            state.baseline.seconds)
         if state.out_of_time:
             return None
         _say_cap(job, state)
@@ -322,15 +320,6 @@ def _attempt(job: FixJob, state: _State, arm: str, number: int) -> Attempt:
     assert total is not None
     total = replace(total, seconds=time.monotonic() - started)
     return _save_trajectory(job, total, result)
-
-
-def _out_of_time(job: FixJob, state: _State) -> str:
-    """Why the job cannot afford another attempt's full suite, or ''."""
-    try:
-        job.tiers.deadline.check_suite(state.baseline.seconds)
-    except OutOfTime as stop:
-        return str(stop)
-    return ""
 
 
 def _accepted(job: FixJob, attempt: Attempt) -> bool:

@@ -21,8 +21,9 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from acr_bot.domain import TestCounts, TestRun
+from acr_bot.domain import TestCounts, TestRun, TierTime
 from acr_bot.verify.testresults import parse_unittest
+from acr_bot.verify.tiers import tier_result
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,15 @@ def baseline_run(cache: BaselineCache, key: str,
     fresh = run()
     cache.put(key, fresh)
     return fresh, False
+
+
+def timed_baseline(cache: BaselineCache, key: str,
+                   run: Callable[[], TestRun]) -> tuple[TestRun, TierTime]:
+    """`baseline_run`, with its time for the job summary ("cached" when read)."""
+    started = time.monotonic()
+    baseline, cached = baseline_run(cache, key, run)
+    result = "cached" if cached else tier_result(baseline)
+    return baseline, TierTime("baseline", time.monotonic() - started, result)
 
 
 def _ran_tests(run: TestRun) -> bool:

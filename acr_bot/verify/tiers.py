@@ -52,6 +52,14 @@ class Deadline:
         left = self.left()
         return None if left is None else max(left - _need(suite_seconds), 0.0)
 
+    def shortfall(self, suite_seconds: float) -> str:
+        """Why a full suite no longer fits (check_suite's message), or ''."""
+        try:
+            self.check_suite(suite_seconds)
+        except OutOfTime as stop:
+            return str(stop)
+        return ""
+
     def check_suite(self, suite_seconds: float) -> None:
         """Raise OutOfTime when a full run (as long as the baseline's, plus margins) does not
         fit in the time left."""
