@@ -237,3 +237,29 @@ def test_an_agent_attempt_leaves_the_full_suite_its_time() -> None:
     assert _limits(job, state, "replay/x", None).attempt_seconds == pytest.approx(610)
     job.tiers = TierOptions()
     assert _limits(job, state, "replay/x", None).attempt_seconds == 3600
+
+
+def test_out_of_time_after_an_attempt_stops_with_that_attempt_in_the_memory(
+        make_repo, make_replay, monkeypatch, tmp_path) -> None:
+    from acr_bot.memory.store import Memory
+    from tests.support.calc import WRONG_FIX
+
+    now = [0.0]
+    monkeypatch.setattr(app, "Deadline", type("FakeDeadline", (Deadline,), {
+        "in_minutes": classmethod(lambda cls, minutes: cls(at=3600.0, clock=lambda: now[0]))}))
+
+    def echo(line: str) -> None:
+        if line.startswith("  -> "):  # an attempt ended: the job's hour is nearly gone
+            now[0] = 3590.0
+
+    root = make_repo(FILES)
+    settings = replace(Settings(), models=("replay/a", "replay/b"),
+                       replay_file=make_replay({"a": [WRONG_FIX], "b": [FIX]}),
+                       test_command=PYTEST, llm_retries=0, harness="edit", max_attempts=2,
+                       policy="cheapest-first", time_limit_minutes=60)
+    memory = tmp_path / "memory.json"
+    result = app.fix(root, app.task_from_text(TASK), settings, echo=echo, memory_file=memory)
+    assert result.outcome == "gave_up" and [a.model for a in result.attempts] == ["replay/a"]
+    assert result.reason.startswith("stopped before the full test suite")
+    assert "0.2 min of the job's time limit is left" in result.reason
+    assert [r.model for r in Memory.load(memory).records] == ["replay/a"]  # saved
