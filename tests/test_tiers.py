@@ -263,3 +263,26 @@ def test_out_of_time_after_an_attempt_stops_with_that_attempt_in_the_memory(
     assert result.reason.startswith("stopped before the full test suite")
     assert "0.2 min of the job's time limit is left" in result.reason
     assert [r.model for r in Memory.load(memory).records] == ["replay/a"]  # saved
+
+
+def test_a_patch_that_adds_a_test_module_runs_only_that_module_a_second_time(make_repo) -> None:
+    root = make_repo(LAYOUT)
+    sandbox = LocalSandbox(timeout=120)
+    try:
+        baseline = sandbox.run(PYTEST, root)
+        (root / "shop/labels.py").write_text("def label(x):\n    return '<' + str(x) + '>'\n")
+        (root / "tests/test_new.py").write_text(
+            "from shop.labels import label\n\n\ndef test_new():\n    assert label(2) == '<2>'\n")
+        added = verify_workspace(baseline, Worktree(root), sandbox, PYTEST)
+        (root / "tests/test_new.py").write_text("def test_new():\n    assert False\n")
+        failing = verify_workspace(baseline, Worktree(root), sandbox, PYTEST)
+        (root / "tests/conftest.py").write_text("")  # configuration: the whole patch again
+        (root / "tests/test_new.py").write_text("def test_new():\n    assert True\n")
+        configured = verify_workspace(baseline, Worktree(root), sandbox, PYTEST)
+    finally:
+        sandbox.close()
+    assert added.passed and [(t.name, t.result) for t in added.tiers][-1] == (
+        "changed tests", "1 passed")
+    assert not failing.passed and "tests.test_new::test_new" in failing.reason
+    assert configured.passed and configured.tiers[-1].name == "whole patch"
+    assert configured.tiers[-1].result == "5 passed"
