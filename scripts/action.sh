@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # acr-bot on the job's runner: the `run:` steps of action.yml (a composite action).
 #
-#   action.sh key PYTHON        -> outputs venv=... and key=... for actions/cache
+#   action.sh key PYTHON        -> outputs venv=..., key=... and baselines... for actions/cache
 #   action.sh install PYTHON VENV   a fresh venv from requirements.lock (hash-checked, by uv)
 #   action.sh run VENV          the same entrypoint.py as the container form
 #
@@ -21,6 +21,13 @@ key)
     {
         echo "venv=${RUNNER_TOOL_CACHE:-$HOME/.cache}/acr-bot/$name"
         echo "key=acr-bot-$name-${RUNNER_OS:-unknown}-${RUNNER_ARCH:-unknown}"
+        # The baseline test runs (acr_bot/verify/baselines.py, config.cache_dir): a key per
+        # run (a key is written once), the newest of any commit restored by its prefix.
+        baselines="${XDG_CACHE_HOME:-$HOME/.cache}/acr-bot/baselines"
+        mkdir -p "$baselines"
+        echo "baselines=$baselines"
+        echo "baselines-prefix=acr-baselines-${RUNNER_OS:-unknown}-"
+        echo "baselines-key=acr-baselines-${RUNNER_OS:-unknown}-${GITHUB_SHA:-none}-${GITHUB_RUN_ID:-0}-${GITHUB_RUN_ATTEMPT:-1}"
     } >>"$GITHUB_OUTPUT"
     ;;
 install)

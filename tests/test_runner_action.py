@@ -34,10 +34,10 @@ from acr_bot.gitrepo import git
 
 try:
     from tests.support.fake_github import FakeGitHub, serve_fake_github
-    from tests.support.runner import Job, StepFailed
+    from tests.support.runner import Job, StepFailed, StepResult
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
     from support.fake_github import FakeGitHub, serve_fake_github  # type: ignore[no-redef]
-    from support.runner import Job, StepFailed  # type: ignore[no-redef]
+    from support.runner import Job, StepFailed, StepResult  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.slow
 
@@ -179,6 +179,11 @@ def _bot_step(replay: Path, test_command: str) -> dict[str, Any]:
             "env": {"ACR_REPLAY_FILE": str(replay)}}
 
 
+def _bot(job: Job) -> StepResult:
+    """The bot's own step (the baseline cache is saved after it)."""
+    return [r for r in job.results if r.name == "acr-bot"][-1]
+
+
 def _run(job: Job, steps: list[dict[str, Any]], request: pytest.FixtureRequest) -> None:
     try:
         job.run(steps)
@@ -206,9 +211,9 @@ def test_the_composite_action_verifies_with_the_jobs_set_up_tools(
     _run(job, [SETUP, _bot_step(replay, test_command)], request)
 
     outputs = job.steps["acr"]
-    assert outputs["outcome"] == "fixed", job.results[-1].output[-6000:]
+    assert outputs["outcome"] == "fixed", _bot(job).output[-6000:]
     assert outputs["model"] == "replay/strong" and outputs["pr-url"].endswith("/pull/101")
-    bot = job.results[-1].output
+    bot = _bot(job).output
     assert "baseline: exit 1" in bot, bot[-4000:]
     # the fix is on origin, and the PR from it
     fix = git(tmp_path, "--git-dir", str(origin), "rev-parse", "refs/heads/acr/issue-1")
@@ -240,5 +245,5 @@ def test_without_the_set_up_step_the_fix_cannot_be_verified(
 
     _run(job, [_bot_step(replay, test_command)], request)
 
-    assert job.steps["acr"]["outcome"] == "gave_up", job.results[-1].output[-4000:]
+    assert job.steps["acr"]["outcome"] == "gave_up", _bot(job).output[-4000:]
     assert fake_github.calls("POST", rf"^/repos/{REPOSITORY}/pulls$") == []
