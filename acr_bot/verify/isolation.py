@@ -144,7 +144,7 @@ def hidden_paths(workdir: Path | None, workspace: Path,
     repo = _repository_of(workdir) if workdir else None
     if repo is not None:
         found.append(repo)
-    found += [folder for path in toolchains(needed) for folder in _private_folders(path)]
+    found += [folder for path in toolchains(needed) for folder in private_folders(path)]
     paths = sorted({p.resolve() for p in found if p.is_dir()}, key=lambda p: len(p.parts))
     return [p for p in paths if p != Path("/") and not workspace.is_relative_to(p)]
 
@@ -166,7 +166,7 @@ def user_base() -> Path:
     return Path(os.environ.get("PYTHONUSERBASE") or Path.home() / ".local")
 
 
-def _private_folders(path: Path) -> list[Path]:
+def private_folders(path: Path) -> list[Path]:
     """The folders above `path` that other users may not enter (no o+x) and that are the
     bot's own (another user's private folder is not the bot's to open)."""
     found = []

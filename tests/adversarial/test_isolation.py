@@ -36,6 +36,7 @@ from acr_bot.memory.store import Memory
 from tests.support.agent import SUBMIT, agent_model, script
 from tests.support.calc import CALC, FIXED, TASK, reply
 from tests.support.dockerd import BASE_IMAGE
+from tests.support.opened import opened
 
 OPENAI_KEY = "sk-proj-" + "Z7" * 24
 UNITTESTS = textwrap.dedent("""\
@@ -338,10 +339,14 @@ def test_without_root_or_sudo_local_refuses_to_run_next_to_credentials(
         source = Path(acr_bot.__file__).parents[1]
         env = {"PATH": "/usr/bin:/bin", "HOME": str(repo),
                "PYTHONPATH": f"{source}:{site / 'site-packages'}"}
-        command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                   "--no-new-privs", str(python), "-c", "from acr_bot.cli import cli; cli()",
-                   "fix", "--repo", str(repo), "--task", "mul adds", "--test-cmd", "true",
-                   "--models", "replay/x", "--replay-file", str(replay), "--dry-run"]
+        # A checkout in a 0700 folder: the bot's code and venv are opened to nobody as the bot
+        # opens toolchains to its sandbox user.
+        command = opened(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                          "--no-new-privs", str(python), "-c",
+                          "from acr_bot.cli import cli; cli()", "fix", "--repo", str(repo),
+                          "--task", "mul adds", "--test-cmd", "true", "--models", "replay/x",
+                          "--replay-file", str(replay), "--dry-run"],
+                         [source, site / "site-packages"], tmp_path)
         refused = subprocess.run(command, env={**env, "GITHUB_TOKEN": new_token()},
                                  capture_output=True, text=True, timeout=120, check=False)
         allowed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
@@ -404,11 +409,16 @@ def test_through_passwordless_sudo_the_hunt_finds_nothing(sudo_runner: Runner,
     env = {**runner.env(), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
            "PYTHONPATH": f"{Path(acr_bot.__file__).parents[1]}:{site}"}
     changes = {"test_command": TEST_COMMAND, "sandbox": "local", "harness": "edit"}
-    done = subprocess.run(
-        ["setpriv", f"--reuid={BOT_USER}", f"--regid={BOT_USER}", "--init-groups", str(python),
-         str(place / "driver.py"), str(runner.repo), str(place / "replay.json"), TASK,
-         json.dumps(changes), str(place / "t")], env=env, capture_output=True, text=True,
-        timeout=300, check=False)
+    stage = Path(tempfile.mkdtemp(prefix="acr-test-opened-"))
+    try:
+        done = subprocess.run(opened(
+            ["setpriv", f"--reuid={BOT_USER}", f"--regid={BOT_USER}", "--init-groups",
+             str(python), str(place / "driver.py"), str(runner.repo), str(place / "replay.json"),
+             TASK, json.dumps(changes), str(place / "t")],
+            [Path(acr_bot.__file__).parents[1], site], stage), env=env, capture_output=True,
+            text=True, timeout=300, check=False)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.splitlines()[-1])
