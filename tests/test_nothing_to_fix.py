@@ -64,6 +64,7 @@ def test_a_change_goes_on_and_must_bring_its_reproduction(make_repo, make_replay
     assert doc["attempts"][1]["reproduction"] == ["tests.test_calc::test_div"]
     assert ("note: the tests already pass, so a fix must bring a test that reproduces the "
             "issue: it fails on the code before the change and passes with it") in progress
+    assert "the agent continues" not in progress  # an edit attempt is judged once
 
 
 def test_the_issue_comment_says_nothing_to_fix(make_repo, make_replay) -> None:

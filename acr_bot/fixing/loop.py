@@ -295,7 +295,8 @@ def _attempt(job: FixJob, state: _State, arm: str, number: int) -> Attempt:
     brief = _brief(job, state)
     started = time.monotonic()
     total: Attempt | None = None
-    for round_ in range(job.rounds if name == "agent" else 1):
+    rounds = job.rounds if name == "agent" else 1  # only an agent goes on after a rejection
+    for round_ in range(rounds):
         limits = _limits(job, state, model, total)
         result = harness.attempt(model, brief, state.worktree.path, limits)
         total = _add(total, result, Attempt(number, arm, "tests_failed", 0.0, harness=name))
@@ -310,7 +311,7 @@ def _attempt(job: FixJob, state: _State, arm: str, number: int) -> Attempt:
         except OutOfTime as stop:  # the change is not judged: no outcome to learn from
             state.out_of_time = str(stop)
             raise
-        if _accepted(job, total) or round_ + 1 == job.rounds or \
+        if _accepted(job, total) or round_ + 1 == rounds or \
                 _limits(job, state, model, total).steps < 2:
             break
         job.echo(f"  rejected: {total.detail}; the agent continues with the verifier's output")
