@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
 import tarfile
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +172,12 @@ class DockerSandbox:
 
 # Kills every process of the container but PID 1 (tini), the keep-alive and this shell: what a
 # command started never outlives it, as with the local sandbox.
-_REAP = ('for d in /proc/[0-9]*; do p=${d#/proc/}; case " 1 $KEEP $$ " in *" $p "*) ;; '
-         '*) kill -9 "$p" 2>/dev/null;; esac; done; exit 0')
+_KILL_REST = ('for d in /proc/[0-9]*; do p=${d#/proc/}; case " 1 $KEEP $$ " in *" $p "*) ;; '
+              '*) kill -9 "$p" 2>/dev/null;; esac; done')
+_REAP = f"{_KILL_REST}; exit 0"
+# One exec per command: the command in the shell, then what it left behind dies, and the exec
+# ends with the command's code (a daemon holding the output open dies with the rest).
+_COMMAND = f'"$0" -c "$1"; rc=$?; {_KILL_REST}; exit $rc'
 
 
 class DockerShell:
@@ -190,7 +196,7 @@ class DockerShell:
         try:
             self.container.put_archive("/", _tar(workdir, git))
             self.container.start()
-            self.before = _tree(self.container)
+            self.before = _local_tree(workdir)  # what was just put there
             self.keep = self._run("cat /proc/1/task/1/children", 10)[1].split()[0]
             # bash where the image has it (models write bash); /bin/sh otherwise.
             self.shell = "bash" if self._run("command -v bash", 10)[0] == 0 else "/bin/sh"
@@ -200,16 +206,19 @@ class DockerShell:
 
     def exec(self, command: str, timeout: float, limit: int) -> TestRun:
         started = time.monotonic()
-        code, output = self._run(command, timeout, limit)
-        self._run(_REAP, 10, env={"KEEP": self.keep})  # daemons and leftovers die here
+        code, output = self._run(_COMMAND, timeout, limit, env={"KEEP": self.keep},
+                                 argv=[self.shell, command])
         return TestRun(command, code, round(time.monotonic() - started, 3), output)
 
     def _run(self, command: str, timeout: float, limit: int = 64_000,
-             env: dict[str, str] | None = None) -> tuple[int | None, str]:
-        """One exec; at the deadline every process but the keep-alive is killed."""
+             env: dict[str, str] | None = None,
+             argv: Sequence[str] = ()) -> tuple[int | None, str]:
+        """One exec (`command` in /bin/sh, with `argv` as $0...); at the deadline every
+        process but the keep-alive is killed."""
         api = self.sandbox.client.api
-        exec_id = api.exec_create(self.container.id, [self.shell, "-c", command],
-                                  workdir=WORKDIR, environment=env)["Id"]
+        shell = ["/bin/sh", "-c", command, *argv] if argv else [self.shell, "-c", command]
+        exec_id = api.exec_create(self.container.id, shell, workdir=WORKDIR,
+                                  environment=env)["Id"]
         sink = OutputBuffer(limit)
         reader = threading.Thread(target=_drain, args=(api.exec_start(exec_id, stream=True),
                                                        sink), daemon=True)
@@ -261,6 +270,25 @@ def _tree(container: Any) -> dict[str, bytes]:
     return files
 
 
+def _local_tree(root: Path) -> dict[str, bytes]:
+    """`_tree` of the local `root` (what `_tar` puts in the container)."""
+    files: dict[str, bytes] = {}
+    for folder, dirs, names in os.walk(root):
+        here = Path(folder)
+        if here == root:
+            dirs[:] = [d for d in dirs if d != ".git"]
+        for name in [*names, *(d for d in dirs if (here / d).is_symlink())]:
+            path = here / name
+            rel = str(path.relative_to(root))
+            if rel == ".git":
+                continue
+            if path.is_symlink():
+                files[rel] = b"L" + os.readlink(path).encode()
+            elif path.is_file():
+                files[rel] = b"F" + path.read_bytes()
+    return files
+
+
 def _copy_back(container: Any, workdir: Path, before: dict[str, bytes]) -> None:
     """Apply the container's changes to `workdir`: changed and new files written, deleted ones
     removed. Links come back as links, never followed; nothing lands outside `workdir`."""
@@ -304,26 +332,22 @@ def _pump(container: Any, sink: OutputBuffer) -> None:
 
 def _tar(root: Path, git: Path | None = None) -> bytes:
     """The worktree (without its .git; with `git` as .git when given) as a tar archive rooted
-    at WORKDIR, owned by root; symlinks stay links."""
-    buffer = io.BytesIO()
+    at WORKDIR; symlinks stay links. Owned by the container's root: the commands run as root
+    without CAP_DAC_OVERRIDE, so a checkout owned by the runner's uid (1001) would otherwise be
+    read-only in there. GNU tar reads the bot's own tree: 15 times faster than tarfile on
+    10,000 files."""
     top = WORKDIR.strip("/")
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path in sorted(root.rglob("*")):
-            rel = path.relative_to(root)
-            if rel.parts[0] == ".git":
-                continue
-            tar.add(path, arcname=f"{top}/{rel}", recursive=False, filter=_as_root)
-        if git is not None:
-            tar.add(git, arcname=f"{top}/.git", filter=_as_root)
-    return buffer.getvalue()
-
-
-def _as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    """Owned by the container's root: the commands run as root without CAP_DAC_OVERRIDE, so
-    a checkout owned by the runner's uid (1001) would otherwise be read-only in there."""
-    info.uid = info.gid = 0
-    info.uname = info.gname = "root"
-    return info
+    names = sorted(name for name in os.listdir(root) if name != ".git")
+    # Only what the tree holds: WORKDIR itself stays as the image (or docker) made it.
+    own_git = ["-C", str(git.parent), git.name] if git is not None else []
+    files = ["-C", str(root), "--", *names] if names else []
+    argv = ["tar", "-c", "-f", "-", "--owner=0", "--group=0", "--numeric-owner",
+            f"--transform=s,^,{top}/,S", "-T", "/dev/null", *own_git, *files]
+    done = subprocess.run(argv, capture_output=True, check=False)
+    if done.returncode not in (0, 1):  # 1: a file changed while it was read
+        raise VerifyError(f"cannot copy {root} into the container: "
+                          f"{done.stderr.decode(errors='replace').strip()[-300:]}")
+    return done.stdout
 
 
 def stray_containers(client: Any) -> Iterator[Any]:
