@@ -36,7 +36,7 @@ from acr_bot.gitrepo import git
 from acr_bot.memory.store import Memory
 from acr_bot.routing.features import task_kind
 from acr_bot.verify.verdict import named_tests
-from tests.support.agent import SUBMIT, agent_model, turn
+from tests.support.agent import SUBMIT, agent_model, submit, turn
 from tests.test_real_repos import (
     BO_BUGGY,
     BO_FILES,
@@ -136,11 +136,10 @@ class Issue:
         """wrong-syntax-test: the wrong fix and a new test file that does not parse, named
         after the sentinel so it is kept; sent back, it submits the same again."""
         path, text = self.broken
-        submit = f"{SUBMIT} {path}"
         return [turn(python_edit(self.wrong), "Fix the code."),
                 turn(f"cat <<'EOF' > {path}\n{text}EOF", "Add a regression test."),
-                turn(submit, "Submit the fix and its new test."),
-                turn(submit, "The fix is right; submit it again.", times=None)]
+                turn(submit(path), "Submit the fix and its new test."),
+                turn(submit(path), "The fix is right; submit it again.", times=None)]
 
     def fixing_agent(self) -> list[dict[str, Any]]:
         """The upstream fix without a test; after the send-back, the first upstream test."""
