@@ -489,14 +489,17 @@ TOOLZ_ISSUE = Issue(
 ISSUES = [CACHETOOLS_ISSUE, BOLTONS_ISSUE, MORE_ITERTOOLS_ISSUE, SEMVER_ISSUE, TOOLZ_ISSUE]
 IDS = [issue.case.name for issue in ISSUES]
 
-# The fix loop's models, cheapest first: (name, harness, what it does, expected outcomes).
+# The fix loop's models, cheapest first: name, harness, what it does, expected outcomes, price
+# per input token (output: 4 times that). Cheapest-first ranks by an attempt's typical cost, and
+# an agent attempt reads over ten times the tokens of an edit (app.TYPICAL_TOKENS), so the
+# upstream model is priced well above the agent that comes before it.
 LOOP = (
-    ("wrong-no-test", "edit", "a wrong fix, no test", {"no_reproduction"}),
+    ("wrong-no-test", "edit", "a wrong fix, no test", {"no_reproduction"}, 1e-7),
     ("wrong-weak-test", "edit", "a wrong fix + a test that passes on the unchanged code",
-     {"no_reproduction"}),
+     {"no_reproduction"}, 2e-7),
     ("wrong-syntax-test", "agent", "a wrong fix + a new test file with a syntax error; sent "
-     "back, submits it again", {"no_reproduction", "tests_failed"}),
-    ("upstream", "edit", "the upstream fix + the upstream test", {"passed"}),
+     "back, submits it again", {"no_reproduction", "tests_failed"}, 3e-7),
+    ("upstream", "edit", "the upstream fix + the upstream test", {"passed"}, 1e-5),
 )
 
 
@@ -548,20 +551,22 @@ def test_cheapest_first_publishes_only_the_reproduced_fix(
         issue: Issue, tmp_path: Path, make_replay) -> None:
     case = issue.base
     root = checkout(case, tmp_path)
-    no_test, weak, upstream = issue.edit_models
-    replay = make_replay({"wrong-no-test": [answer(root, no_test)],
-                          "wrong-weak-test": [answer(root, weak)],
-                          "wrong-syntax-test": agent_model(issue.syntax_agent(), price=3e-6),
-                          "upstream": [answer(root, upstream)]})
+    edits = dict(zip(("wrong-no-test", "wrong-weak-test", "upstream"), issue.edit_models))
+    replies = {name: ([{"text": answer(root, edits[name])}] if harness == "edit"
+                      else issue.syntax_agent()) for name, harness, *_ in LOOP}
+    replay = make_replay({name: agent_model(replies[name], price)
+                          for name, _, _, _, price in LOOP})
     arms = tuple(f"replay/{name}" + ("@agent" if harness == "agent" else "")
-                 for name, harness, _, _ in LOOP)
+                 for name, harness, *_ in LOOP)
     result = fix(root, issue, arms, replay, "edit")
-    for (name, harness, role, expected), attempt in zip(LOOP, [*result.attempts, *[None] * 4]):
-        row(case.name, f"{name} ({harness}): {role}", " or ".join(sorted(expected)), attempt)
+    by_arm = {a.model: a for a in result.attempts}
+    for arm, (name, harness, role, expected, _) in zip(arms, LOOP):
+        row(case.name, f"{name} ({harness}): {role}", " or ".join(sorted(expected)),
+            by_arm.get(arm))
 
     assert result.baseline is not None and result.baseline.green, "the suite must be green"
     assert [a.model for a in result.attempts] == list(arms)
-    for (name, _, _, expected), attempt in zip(LOOP, result.attempts):
+    for (name, _, _, expected, _), attempt in zip(LOOP, result.attempts):
         assert attempt.outcome in expected, (name, attempt.outcome, attempt.detail)
     *rejected, published = result.attempts
     for attempt in rejected:
