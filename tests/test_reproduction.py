@@ -31,6 +31,7 @@ from acr_bot.verify.reproduction import (
     judge_reproduction,
     narrow,
     needs_reproduction,
+    only,
     folders_with_tests,
 )
 from tests.support.calc import reply
@@ -372,6 +373,21 @@ def test_narrow_puts_node_ids_in_pytest_addopts(tmp_path: Path) -> None:
     assert out.stdout.strip() == "--junitxml=j.xml --continue-on-collection-errors -k " \
                                  "'(test_x)' 'tests/a b.py::test_x'"
     assert narrow("make test", []) == "make test"
+
+
+def test_only_the_changed_tests_count_when_the_command_selects_more() -> None:
+    # more-itertools' `pytest tests/test_more.py -k ValueChain`: the command's -k wins over
+    # narrow's, so the whole class ran (tests/test_reproduction_real.py)
+    cls = "tests.test_more.ValueChainTests::"
+    before = run({cls + "test_new", cls + "test_old", cls + "test_p[1]"})
+    nodes = ["tests/test_more.py::ValueChainTests::test_new",
+             "tests/test_more.py::ValueChainTests::test_p"]
+    kept = only(before, nodes)
+    assert kept.passed_ids == {cls + "test_new", cls + "test_p[1]"}
+    problem = judge_reproduction(run(), kept, kept, ["tests/test_more.py"]).problem
+    assert "test_new" in problem and "test_old" not in problem
+    assert only(before, ["tests/test_more.py"]) == before  # a new file: all of its tests
+    assert only(before, ["elsewhere/test_more.py::test_new"]) == before  # ids in another form
 
 
 def test_new_tests_belong_where_the_repository_keeps_its_tests() -> None:

@@ -17,12 +17,13 @@ import ast
 import re
 import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from acr_bot.domain import TestRun
 from acr_bot.gitrepo import Worktree
 from acr_bot.verify.local import Sandbox
 from acr_bot.verify.patch import PatchSplit, at_base, base_text, is_test_config, is_test_path
+from acr_bot.verify.testresults import node_ids
 
 # An import that fails because the name the issue asks for is not there yet: that is the
 # missing behaviour, so it counts (a syntax error, or any other import failure, does not).
@@ -59,6 +60,7 @@ class Probe:
     config: tuple[str, ...]  # the test configuration it changed: as at the base in both runs
     command: str  # the test command narrowed to those tests
     before: TestRun | None
+    nodes: tuple[str, ...] = ()  # the pytest nodes of the tests it added or changed
 
 
 def probe(tree: Worktree, sandbox: Sandbox, command: str, split: PatchSplit,
@@ -66,11 +68,12 @@ def probe(tree: Worktree, sandbox: Sandbox, command: str, split: PatchSplit,
     """The first run: the change's tests with its code part left out."""
     files = tuple(p for p in split.tests if not is_test_config(p) and (tree.path / p).is_file())
     config = tuple(p for p in split.tests if is_test_config(p))
-    narrowed = narrow(command, selection(tree, files))
+    nodes = tuple(selection(tree, files))
+    narrowed = narrow(command, nodes)
     if not files:
-        return Probe(files, config, narrowed, None)
+        return Probe(files, config, narrowed, None, nodes)
     with at_base(tree, [*split.code, *config], keep):
-        return Probe(files, config, narrowed, sandbox.run(narrowed, tree.path))
+        return Probe(files, config, narrowed, sandbox.run(narrowed, tree.path), nodes)
 
 
 def early_problem(baseline: TestRun, found: Probe) -> str:
@@ -78,8 +81,8 @@ def early_problem(baseline: TestRun, found: Probe) -> str:
     the change's tests fails on the old code (a later run cannot change that); '' otherwise."""
     if found.before is None:
         return NO_TEST
-    verdict = judge_reproduction(baseline, found.before, found.before, found.files,
-                                 fails_only=True)
+    before = only(found.before, found.nodes)
+    verdict = judge_reproduction(baseline, before, before, found.files, fails_only=True)
     return "" if verdict.tests else verdict.problem
 
 
@@ -90,12 +93,12 @@ def finish(baseline: TestRun, found: Probe, tree: Worktree, sandbox: Sandbox,
     ran the tests in question."""
     if found.before is None:
         return Reproduction(problem=NO_TEST)
-    after = whole if whole is not None and not found.config and _covers(whole, found.before) \
-        else None
+    before = only(found.before, found.nodes)
+    after = whole if whole is not None and not found.config and _covers(whole, before) else None
     if after is None:
         with at_base(tree, found.config, keep, keep_code=True):
             after = sandbox.run(found.command, tree.path)
-    return judge_reproduction(baseline, found.before, after, found.files)
+    return judge_reproduction(baseline, before, only(after, found.nodes), found.files)
 
 
 def reproduce(baseline: TestRun, tree: Worktree, sandbox: Sandbox, command: str,
@@ -104,6 +107,19 @@ def reproduce(baseline: TestRun, tree: Worktree, sandbox: Sandbox, command: str,
     """Both runs (see the module's doc)."""
     return finish(baseline, probe(tree, sandbox, command, split, keep), tree, sandbox, keep,
                   whole)
+
+
+def only(run: TestRun, nodes: Sequence[str]) -> TestRun:
+    """`run` with the test results of `nodes` alone. The test command's own `-k` wins over the
+    one `narrow` adds (pytest keeps the last), so the run may hold tests the change did not
+    touch (`pytest tests/test_more.py -k ValueChain` ran the whole class): they are neither the
+    change's tests nor a reproduction. Ids that match no node at all (a rootdir elsewhere)
+    are kept as they are."""
+    passed = {t for node in nodes for t in node_ids(node, run.passed_ids)}
+    failed = {t for node in nodes for t in node_ids(node, run.failed_ids)}
+    if not passed | failed:
+        return run
+    return replace(run, passed_ids=frozenset(passed), failed_ids=frozenset(failed))
 
 
 def _covers(run: TestRun, before: TestRun) -> bool:
@@ -248,7 +264,8 @@ def narrow(command: str, nodes: Sequence[str]) -> str:
 
     Through PYTEST_ADDOPTS, which reaches pytest under tox, nox or make too. Its arguments come
     before the command's own: the node ids are collected even outside the command's test
-    paths, and a `-k` of their names deselects the rest of whatever else the command names.
+    paths, and a `-k` of their names deselects the rest of whatever else the command names
+    (unless the command has a `-k` of its own, which wins: `only` keeps their results alone).
     A module that cannot be imported must not stop the others from running."""
     if not nodes:
         return command

@@ -438,3 +438,18 @@ def _tail(text: str, budget: int) -> str:
     tail = text[-budget:]
     newline = tail.find("\n")
     return tail[newline + 1 :] if 0 <= newline < 200 else tail
+
+
+def node_ids(node: str, ids: Iterable[str]) -> set[str]:
+    """The JUnit ids (classname::name) that are the pytest node `node` or lie under it:
+    tests/test_x.py::C::t is tests.test_x.C::t (and its parameters), tests/test_x.py every
+    test of that module."""
+    path, _, rest = node.partition("::")
+    module = path.removesuffix(".py").replace("/", ".")
+    want = f"{module}.{rest.replace('::', '.')}" if rest else module
+    out = set()
+    for test_id in ids:
+        dotted = test_id.replace("::", ".")
+        if dotted == want or dotted.startswith((want + ".", want + "[")):
+            out.add(test_id)
+    return out

@@ -35,7 +35,7 @@ from acr_bot.verify.patch import (
     split_patch,
 )
 from acr_bot.verify import reproduction
-from acr_bot.verify.testresults import describe_counts
+from acr_bot.verify.testresults import describe_counts, node_ids
 from acr_bot.verify.runners import narrow
 from acr_bot.verify.selection import is_test_module
 from acr_bot.verify.tiers import Tiered, TierOptions, tiered_run, tier_result
@@ -166,7 +166,7 @@ def _decisive(baseline: TestRun, tree: Worktree, sandbox: Sandbox, command: str,
               split: PatchSplit, named: Sequence[str], options: TierOptions) -> Tiered:
     """The tiers on the tree as it stands: the tests that matter first, then the full suite."""
     known = baseline.passed_ids | baseline.failed_ids | baseline.skipped_ids
-    required = [n for n in named if _matching(n, known)]
+    required = [n for n in named if node_ids(n, known)]
     return tiered_run(baseline, tree.path, tree.run("ls-files", "-z").split("\0"), split.code,
                       command, lambda line: sandbox.run(line, tree.path), required, options)
 
@@ -235,31 +235,13 @@ def collection_errors(run: TestRun) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_ERROR_MODULE.findall(run.output)))
 
 
-def _dotted(node: str) -> str:
-    """A pytest node id as JUnit names it: tests/test_x.py::C::t -> tests.test_x.C.t."""
-    path, _, rest = node.partition("::")
-    module = path.removesuffix(".py").replace("/", ".")
-    return f"{module}.{rest.replace('::', '.')}" if rest else module
-
-
-def _matching(node: str, ids: Iterable[str]) -> set[str]:
-    """The JUnit ids (classname::name) that are `node` or lie under it."""
-    want = _dotted(node)
-    out = set()
-    for test_id in ids:
-        dotted = test_id.replace("::", ".")
-        if dotted == want or dotted.startswith((want + ".", want + "[")):
-            out.add(test_id)
-    return out
-
-
 def _required_problem(baseline: TestRun, run: TestRun, named: Sequence[str]) -> str | None:
     """The first named test (known at baseline) or uncollectable module that did not pass."""
     known = baseline.passed_ids | baseline.failed_ids | baseline.skipped_ids
     errored = collection_errors(baseline)
-    required = [n for n in named if _matching(n, known) or n.split("::")[0] in errored]
+    required = [n for n in named if node_ids(n, known) or n.split("::")[0] in errored]
     for node in dict.fromkeys([*required, *errored]):
-        ran = _matching(node, run.passed_ids | run.failed_ids)
+        ran = node_ids(node, run.passed_ids | run.failed_ids)
         why = "the task names" if node in required else "could not be collected before"
         if not ran:
             return f"{node} ({why}) did not run after the patch"
