@@ -516,7 +516,7 @@ def row(case: str, model: str, expected: str, attempt: Attempt | None) -> None:
     if attempt is None:
         observed = "(not reached)"
     else:
-        tests = ", ".join(getattr(attempt, "reproduction", ()))  # TODO(#16): the attribute
+        tests = ", ".join(attempt.reproduction)
         observed = f"{attempt.outcome}: {attempt.detail}" + (f" [reproduced by {tests}]"
                                                              if tests else "")
     print(f"| {case} | {model} | {expected} | {observed} |")
