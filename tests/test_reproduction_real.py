@@ -12,10 +12,12 @@ any change, and the task is the issue's text, naming no test. Replayed models, c
 | upstream          | edit    | the upstream fix + the upstream test                 | passed |
 | agent             | agent   | the upstream fix, no test; sent back, it adds the upstream test | passed |
 
-Each wrong fix breaks none of the remaining tests: before issue #16, each was published as a
-verified fix. The syntax-error test is a new file (the edit harness refuses a Python file that
-does not parse, so an agent writes it): where the test command names its test files (four
-cases) the suite never collects it; where it runs the whole suite (cachetools), it breaks it.
+Each wrong fix breaks none of the remaining tests: before issue #16, the cascade published
+wrong-no-test's fix in all five cases, and wrong-weak-test alone was published in all five too.
+The syntax-error test is a new file (the edit harness refuses a Python file that does not
+parse, so an agent writes it); before the rule it was published in four cases, where the test
+command names its test files and so never collects it (in cachetools the whole suite runs, and
+the broken file failed the run with the whole patch).
 
 Run with `-s` to print the table of case, model, expected and observed.
 """
