@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from acr_bot.domain import Attempt, Decision, FixResult, Record, TestRun
+from acr_bot.domain import Attempt, Decision, FixResult, Record, Task, TestRun
 from acr_bot.verify.testresults import describe_counts
 
 
@@ -82,6 +82,19 @@ def run_summary(run: TestRun | None) -> str:
     # The verifier's words (passed, failed, errors, skipped): one vocabulary everywhere.
     tail = describe_counts(run.counts) if run.counts else "counts unknown"
     return f"exit {run.exit_code}; {tail}"
+
+
+def commit_message(task: Task, test_command: str, final: TestRun | None,
+                   winner: Attempt) -> str:
+    """The fix's commit: the task's title, how it was verified and reproduced, and trailers."""
+    # git's convention: a subject of about 72 characters; a longer title goes whole in the body.
+    subject = clip(task.title, 72)
+    whole = f"{task.title}\n\n" if subject != task.title else ""
+    shown = (f"Reproduced by {len(winner.reproduction)} test(s) that failed before this change: "
+             f"{', '.join(winner.reproduction[:5])}.\n\n" if winner.reproduction else
+             "Not reproduced: no test fails without this change.\n\n" if not winner.passed else "")
+    return (f"{subject}\n\n{whole}Verified by `{test_command}`: {run_summary(final)}.\n\n"
+            f"{shown}Acr-Task: {task.id}\nAcr-Model: {winner.model}\n")
 
 
 def result_summary(result: FixResult) -> str:

@@ -7,8 +7,8 @@ import json
 import os
 import time
 from dataclasses import replace
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import PYTEST
@@ -300,17 +300,16 @@ def test_an_agent_that_commits_or_switches_branches_does_not_move_the_base(
 
 
 def test_the_context_window_comes_from_litellms_table_when_it_is_smaller() -> None:
-    from acr_bot.fixing.loop import _limits
-
+    from acr_bot.fixing.attempt import attempt_limits
     from acr_bot.verify.tiers import TierOptions
 
     job = SimpleNamespace(limits=Limits(max_cost_usd=0, context_tokens=1_000_000),
                           max_cost_usd=2.0, max_output_tokens=8_192, prices={},
                           tiers=TierOptions())
     state = SimpleNamespace(spent=0.0, baseline=SimpleNamespace(seconds=1.0))
-    assert _limits(job, state, "gpt-4o", None).context_tokens == 128_000  # type: ignore[arg-type]
-    assert _limits(job, state, "openai/gpt-4o", None).context_tokens == 128_000  # type: ignore[arg-type]
-    assert _limits(job, state, "replay/x", None).context_tokens == 1_000_000  # type: ignore[arg-type]
+    assert attempt_limits(job, state, "gpt-4o", None).context_tokens == 128_000  # type: ignore[arg-type]
+    assert attempt_limits(job, state, "openai/gpt-4o", None).context_tokens == 128_000  # type: ignore[arg-type]
+    assert attempt_limits(job, state, "replay/x", None).context_tokens == 1_000_000  # type: ignore[arg-type]
 
 
 def test_agent_commands_run_in_bash(repo: Path, tmp_path: Path) -> None:

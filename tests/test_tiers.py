@@ -16,8 +16,6 @@ from acr_bot.domain import TestCounts, TestRun
 from acr_bot.gitrepo import Worktree
 from acr_bot.report import job_summary
 from acr_bot.verify.local import LocalSandbox
-from acr_bot.verify.verdict import verify_workspace
-from tests.support.calc import FILES, FIX, TASK
 from acr_bot.verify.process import run_command
 from acr_bot.verify.testresults import parse_unittest
 from acr_bot.verify.tiers import (
@@ -28,6 +26,8 @@ from acr_bot.verify.tiers import (
     first_tier,
     run_first_tier,
 )
+from acr_bot.verify.verdict import verify_workspace
+from tests.support.calc import FILES, FIX, TASK
 
 ENV = {"PATH": os.environ["PATH"]}
 COMMAND = f"{sys.executable} -m pytest -q -p no:cacheprovider"
@@ -224,8 +224,8 @@ def test_a_job_without_time_for_the_full_suite_stops_cleanly(make_repo, make_rep
 def test_an_agent_attempt_leaves_the_full_suite_its_time() -> None:
     from types import SimpleNamespace
 
+    from acr_bot.fixing.attempt import attempt_limits
     from acr_bot.fixing.harness import Limits
-    from acr_bot.fixing.loop import _limits
 
     now = [0.0]
     deadline = Deadline(at=1000.0, clock=lambda: now[0])
@@ -234,9 +234,9 @@ def test_an_agent_attempt_leaves_the_full_suite_its_time() -> None:
                           tiers=TierOptions(deadline=deadline))
     state = SimpleNamespace(spent=0.0, baseline=SimpleNamespace(seconds=300.0))
     # 1000 s left, the suite needs 300 * 1.1 + 60 = 390 s of them
-    assert _limits(job, state, "replay/x", None).attempt_seconds == pytest.approx(610)
+    assert attempt_limits(job, state, "replay/x", None).attempt_seconds == pytest.approx(610)
     job.tiers = TierOptions()
-    assert _limits(job, state, "replay/x", None).attempt_seconds == 3600
+    assert attempt_limits(job, state, "replay/x", None).attempt_seconds == 3600
 
 
 def test_out_of_time_after_an_attempt_stops_with_that_attempt_in_the_memory(
