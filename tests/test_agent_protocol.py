@@ -53,7 +53,7 @@ def ours_instance(reproduce: bool = False) -> str:
                              boundaries=boundaries.format(protected="x", layout="tests/"),
                              workflow=workflow.format(layout="tests/"),
                              new_tests=P.NEW_TESTS.format(layout="tests/"),
-                             command_seconds=60, submit=P.SUBMIT,
+                             command_seconds=60, network=P.NO_NETWORK, submit=P.SUBMIT,
                              submit_naming=P.SUBMIT_NAMING, history="")
 
 
@@ -132,3 +132,14 @@ def test_a_timeout_says_what_the_scaffold_says_and_the_limit() -> None:
 ])
 def test_only_the_first_line_of_the_output_submits(output: str, line: str | None) -> None:
     assert submission(TestRun("echo", 0, 0.0, output)) == line
+
+
+def test_the_prompt_says_there_is_no_network_only_where_it_is_true() -> None:
+    from acr_bot.domain import Task
+    from acr_bot.fixing.agent import opening
+    from acr_bot.fixing.harness import Brief
+
+    brief = Brief(Task("t", "title"), "pytest", TestRun("pytest", 0, 0.1, ""))
+    local = opening(brief, 60, network=True)[1]["content"]
+    docker = opening(brief, 60, network=False)[1]["content"]
+    assert "There is no network" not in local and "There is no network." in docker

@@ -89,7 +89,9 @@ class AgentHarness:
     def attempt(self, model: str, brief: Brief, workspace: Path, limits: Limits) -> AttemptResult:
         resume: AttemptResult | None = brief.resume
         if resume is None:
-            run = _Run(opening(brief, limits.command_seconds), limits)
+            # docker cuts the agent's network; `sandbox: local` keeps the runner's (README).
+            network = getattr(self.sandbox, "name", "local") != "docker"
+            run = _Run(opening(brief, limits.command_seconds, network), limits)
         else:  # the same agent continues after the verifier rejected its submission
             run = _Run([*resume.transcript, {"role": "user", "content": resume.feedback}], limits,
                        first_step=len(resume.steps) + 1,
@@ -145,8 +147,10 @@ class AgentHarness:
         run.messages.append({"role": "user", "content": observation(result, timeout)})
 
 
-def opening(brief: Brief, command_seconds: float) -> list[dict[str, str]]:
-    """The system prompt and the task, with a short account of earlier attempts."""
+def opening(brief: Brief, command_seconds: float,
+            network: bool = True) -> list[dict[str, str]]:
+    """The system prompt and the task, with a short account of earlier attempts; `network`:
+    whether the agent's commands can reach the network (the prompt says so only when not)."""
     protected = ", ".join(brief.protected) or "(none)"
     layout = layout_text(brief.test_dirs)
     boundaries, workflow = ((P.REPRODUCE_BOUNDARIES, P.REPRODUCE_WORKFLOW) if brief.reproduce
@@ -157,7 +161,8 @@ def opening(brief: Brief, command_seconds: float) -> list[dict[str, str]]:
                              new_tests=P.NEW_TESTS.format(layout=layout),
                              test_command=brief.test_command,
                              baseline=f"before any change: {run_summary(brief.baseline)}",
-                             command_seconds=command_seconds, submit=P.SUBMIT,
+                             command_seconds=command_seconds,
+                             network="" if network else P.NO_NETWORK, submit=P.SUBMIT,
                              submit_naming=P.SUBMIT_NAMING, history=history(brief.previous))
     return [{"role": "system", "content": P.SYSTEM}, {"role": "user", "content": text}]
 

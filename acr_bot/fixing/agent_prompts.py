@@ -99,7 +99,7 @@ your_command_here
 - Do NOT try to run multiple independent commands in separate blocks in one response
 - Directory or environment variable changes are not persistent. Every action is executed in a new subshell.
 - However, you can prefix any action with `MY_ENV_VAR=MY_VALUE cd /path/to/working/dir && ...` or write/load environment variables from files
-- A command is killed after {command_seconds:.0f} seconds, together with everything it started; nothing you start outlives your command. There is no network.
+- A command is killed after {command_seconds:.0f} seconds, together with everything it started; nothing you start outlives your command.{network}
 
 Example of a CORRECT response:
 <example_response>
@@ -201,6 +201,9 @@ REPRODUCE_WORKFLOW = """2. Write a test that reproduces the issue in the reposit
 3. Edit the source code to resolve the issue
 4. Verify your fix works by running your test again"""
 NEW_TESTS = " (except new test files in the repository's tests, {layout}: they are part of it)"
+
+# Said only where it is true: the docker sandbox cuts the network, `sandbox: local` does not.
+NO_NETWORK = " There is no network."
 
 HISTORY = """
 
