@@ -311,6 +311,96 @@ def test_a_strong_models_first_try_estimate_ignores_its_conditional_record() -> 
     assert after.p_pass < 0.6 and after.neighbours > 0
 
 
+def _hard_tasks_memory() -> list[Observation]:
+    """Every model tried on every task (full information): cheap solves the easy half;
+    strong solves every easy task and half the hard ones (75% overall, 50% once cheap failed)."""
+    log = Log()
+    for i in range(24):
+        easy = i % 2 == 0
+        log.attempt(f"c{i}", i, "cheap", easy, cost=0.01)
+        log.attempt(f"s{i}", i, "strong", easy or i % 4 == 1, cost=0.3)
+        log.attempt(f"m{i}", i, "mid", easy and i % 4 == 0, cost=0.05)
+    return log.observations()
+
+
+def test_after_a_failure_the_prior_is_the_record_scaled_by_how_hard_such_tasks_are() -> None:
+    from dataclasses import replace
+
+    from acr_bot.routing.learned import Knobs, LearnedPolicy
+    from acr_bot.routing.outcomes import OutcomeTable
+
+    def strong_after_cheap(hardness: bool) -> float:
+        policy = LearnedPolicy(OutcomeTable.build(_hard_tasks_memory()),
+                               knobs=replace(Knobs(), hardness=hardness), learn=False)
+        return estimate(policy.choose(task(700), ["strong", "mid"], [fail("cheap")]),
+                        "strong").p_pass
+
+    # strong's record (75%) is what the old prior lent every state; tasks cheap fails are
+    # harder for every model, so after cheap failed strong's chance is nearer its 50% there
+    scaled, unscaled = strong_after_cheap(True), strong_after_cheap(False)
+    assert scaled < unscaled - 0.03
+    assert abs(scaled - 0.5) < abs(unscaled - 0.5)
+    first = make_policy("frozen", _hard_tasks_memory()).choose(task(700), ["strong"])
+    assert estimate(first, "strong").p_pass > 0.65  # a first try is not scaled
+
+
+def test_a_models_cost_comes_from_the_tasks_most_like_this_one_where_it_was_paid() -> None:
+    # 60 one-line completions cost $0.001 each; three agent tasks on a repository $1.20 each
+    log = Log()
+    for i in range(60):
+        log.attempt(f"short{i}", i, "x", True, cost=0.001, lang="go", kind="feature")
+    for i in range(3):
+        log.attempt(f"agent{i}", 100 + i, "x", True, cost=1.2)
+    policy = make_policy("frozen", log.observations())
+    like_agents = estimate(policy.choose(task(150), ["x"]), "x").exp_cost_usd
+    like_short = estimate(policy.choose(task(150, "go", "feature"), ["x"]), "x").exp_cost_usd
+    assert like_agents is not None and like_agents > 0.6  # not the $0.02 mean of all tries
+    assert like_short is not None and like_short < 0.1
+
+
+def _changing_memory() -> list[Record]:
+    """alpha solves 90% of its first tries, then (from task 40 on) 10%; beta 60% throughout."""
+    log = Log()
+    for i in range(80):
+        log.attempt(f"t{i}", i, "alpha", (i % 10 != 0) if i < 40 else i % 10 == 0)
+        log.attempt(f"u{i}", i, "beta", i % 5 < 3)
+    return log.records
+
+
+def test_a_changed_model_is_detected_the_same_from_the_memory_file_as_outcome_by_outcome(
+        ) -> None:
+    from acr_bot.routing.outcomes import OutcomeTable
+
+    records = _changing_memory()
+    rebuilt = OutcomeTable.build(observations(records))  # the bot: each run, from the file
+    grown = make_policy("learned", [])  # the benchmark: one policy, outcomes fed one by one
+    for r in records:
+        grown.update(RouteTask(r.task, Features.parse(r.features)), r.model,
+                     Outcome(1.0 if r.outcome == "passed" else 0.0, r.cost_usd))
+    assert rebuilt.alarms and rebuilt.alarms == grown.table.alarms
+    model, start = rebuilt.alarms[0]
+    assert model == "alpha" and rebuilt.task_ids[start] in {f"t{i}" for i in range(38, 50)}
+    assert rebuilt.totals[:, rebuilt.col_of["alpha"]] == pytest.approx(
+        grown.table.totals[:, grown.table.col_of["alpha"]])
+    # after the change alpha's record is mostly its recent failures: beta goes first
+    for policy in (make_policy("frozen", observations(records)), grown):
+        assert policy.choose(task(900), ["alpha", "beta"]).model == "beta"
+    undetected = OutcomeTable.build(observations(records), detect=False)
+    assert undetected.alarms == [] and undetected.totals[0, undetected.col_of["alpha"]] == 40
+
+
+def test_memory_is_read_in_the_order_its_cascades_happened() -> None:
+    def attempt(task_id: str, run: str, number: int, ts: float, ok: bool) -> Record:
+        return Record(id=f"{task_id}{run}{number}", kind="attempt", ts=ts, task=task_id,
+                      model=f"m{number}", outcome="passed" if ok else "tests_failed",
+                      features="lang:python", attempt=number, run=run)
+
+    records = [attempt("zeta", "r1", 1, 1.0, False), attempt("alpha", "r2", 1, 5.0, True),
+               attempt("zeta", "r1", 2, 2.0, True), attempt("beta", "r3", 1, 3.0, True)]
+    assert [(o.task, o.model, o.after) for o in observations(records)] == [
+        ("zeta", "m1", ()), ("zeta", "m2", ("m1",)), ("beta", "m1", ()), ("alpha", "m1", ())]
+
+
 # --- verdicts ---------------------------------------------------------------------------------
 
 

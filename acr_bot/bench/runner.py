@@ -113,12 +113,13 @@ def visible_task(row: Row, opaque_id: str, human_labels: bool = False) -> RouteT
 
 
 def history(train: Sequence[Row], human_labels: bool = False) -> list[Observation]:
-    """Train rows as memory: every model's outcome, as if the bot had tried them all."""
+    """Train rows as memory: every model's outcome, as if the bot had tried them all. They
+    are a snapshot, not a time series: their order in the file is no one's history."""
     out = []
     for i, row in enumerate(train):
         features = visible_task(row, f"train-{i}", human_labels).features.compact()
         for model, (score, cost) in row.outcomes.items():
-            out.append(Observation(f"train-{i}", features, model, score, cost))
+            out.append(Observation(f"train-{i}", features, model, score, cost, timed=False))
     return out
 
 

@@ -172,6 +172,12 @@ def changed_tokens(paths: Sequence[str], limit: int = 3) -> list[str]:
     return [f"chg:{_sanitize(k)}" for k, _ in found.most_common(limit)]
 
 
+def cell_key(features: Features) -> str:
+    """A task's cell: its language, kind and metadata tags (what a static table keys on)."""
+    return " ".join(sorted(t for t in features.tokens if t.split(":", 1)[0] in ("lang", "kind",
+                                                                                 "tag")))
+
+
 def task_features(task: Task, known_libraries: Iterable[str] = (),
                   repo_languages: Sequence[str] = (), files: Sequence[str] = ()) -> Features:
     return extract(task.text, language=task.language, tags=task.tags, source=task.source,

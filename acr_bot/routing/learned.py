@@ -5,10 +5,15 @@ by pseudo-counts: the model's whole record (itself shrunk towards the memory-wid
 the cold-start prior); the model on the past tasks nearest to this one; and the same tasks
 weighted by similarity. Inside one task, failures already seen are evidence: past tasks where
 the failed models also failed count fully, tasks they solved barely count, which learns the
-escalation order from memory. The same layers give P(m' passes | m fails), so the utility of
-trying m accounts for a cascade: P(m)·value − cost_weight·$m + (1−P(m))·(best next step).
-Exploration: an optimism bonus (UCB) on models with little evidence. A model whose first tries
-drift away from its predictions (CUSUM) has its old evidence discounted.
+escalation order from memory; and the prior of such a state is the model's record scaled by
+how much harder the tasks in it are for every model (its record alone would lend a strong
+model its first-try rate on tasks that defeat most models). The same layers give
+P(m' passes | m fails), so the utility of trying m accounts for a cascade:
+P(m)·value − cost_weight·$m + (1−P(m))·(best next step). A model's expected cost comes from
+the tasks most like this one where its cost was seen (an agent on a repository costs a
+hundred times a one-line completion). Exploration: an optimism bonus (UCB) on models with
+little evidence. A model that changes (its first tries drift from its record) is detected by
+the outcome table itself (routing/outcomes.py), so the bot and the benchmark see the same.
 """
 
 from __future__ import annotations
@@ -38,13 +43,8 @@ class Knobs:
     unseen_by_failed: float = 0.5  # weight of a past task the failed model never tried
     cost_strength: float = 2.0  # pseudo-attempts of a model's mean cost in the local cost
     bonus: float = 0.5  # exploration (UCB): standard deviations of optimism
-    # Change detection (two-sided CUSUM on a model's first tries): when its outcomes drift
-    # away from its record by more than `drift_slack` per try, `drift_alarm` in total, the
-    # model has changed (a new version, an outage of quality): its old evidence is scaled by
-    # `forget`, so the policy re-learns it instead of waiting for a long history to be outvoted.
-    drift_slack: float = 0.1
-    drift_alarm: float = 8.0
-    forget: float = 0.1
+    hardness: bool = True  # the prior after failures: the record scaled by the state's hardness
+    relative_cost: bool = True  # cost kernel relative to the closest task with a known cost
 
 
 @dataclass(frozen=True)
@@ -69,28 +69,10 @@ class LearnedPolicy(Policy):
         self.learn = learn
         self.knobs = knobs or Knobs()
         self.name = "learned" if learn else "frozen"
-        self._cusum: dict[str, tuple[float, float]] = {}
-        self._expected: dict[str, dict[str, float]] = {}  # first-try predictions per task
 
     def update(self, task: RouteTask, model: str, outcome: Outcome) -> None:
-        if not self.learn:
-            return
-        expected = self._expected.pop(task.id, {}).get(model)
-        if outcome.skill and expected is not None and self.table.independent(task.id, model):
-            self._watch(model, outcome.score, expected)
-        super().update(task, model, outcome)
-
-    def _watch(self, model: str, score: float, expected: float) -> None:
-        """CUSUM of (outcome - what we predicted for this task) on a model's first tries;
-        on an alarm, forget most of its old evidence."""
-        k = self.knobs
-        up, down = self._cusum.get(model, (0.0, 0.0))
-        up = max(0.0, up + score - expected - k.drift_slack)
-        down = max(0.0, down + expected - score - k.drift_slack)
-        if max(up, down) > k.drift_alarm:
-            self.table.discount(model, k.forget)
-            up = down = 0.0
-        self._cusum[model] = (up, down)
+        if self.learn:  # the table also watches each model's first tries for a change
+            super().update(task, model, outcome)
 
     def rank(self, task: RouteTask, pool: Sequence[str], tried: Sequence[Tried],
              attempts_left: int = 1) -> Decision:
@@ -108,8 +90,6 @@ class LearnedPolicy(Policy):
         optimistic = self._optimism(layers, cols)
         value = self._utilities(layers, cols, optimistic, costs, pair, attempts_left)
         best = int(np.argmax(value))
-        if not tried and self.learn:
-            self._expected = {task.id: {m: float(layers.p[c]) for m, c in zip(pool, cols)}}
         estimates = tuple(Estimate(m, float(layers.p[c]), float(optimistic[i]), costs[i],
                                    float(value[i]), float(layers.n[c]),
                                    int(self.table.totals[1, c])) for i, (m, c) in
@@ -161,10 +141,22 @@ class LearnedPolicy(Policy):
         w = weights * cond
         return _shrink(w @ score, w @ count, near_layer.p, k.near_strength)
 
+    def _hardness(self, cond: np.ndarray, score: np.ndarray, count: np.ndarray) -> float:
+        """How much harder tasks in this state are than tasks at large: the pooled pass rate
+        of every model on the tasks the condition selects, over the memory-wide first-try
+        rate (at most 1: failures never make a task easier)."""
+        t = self.table.totals
+        base = (t[0].sum() + 1.0) / (t[1].sum() + 2.0)
+        pooled = ((cond @ score).sum() + base) / ((cond @ count).sum() + 1.0)
+        return min(1.0, pooled / base)
+
     def _estimate(self, near: np.ndarray, weights: np.ndarray, failed: Sequence[str]) -> _Layer:
         score, count = self._evidence(near, self.table.mask_of(failed))
         cond = self._condition(near, failed)
-        return self._layers(score, count, cond, weights, self._record_layer().p)
+        prior = self._record_layer().p
+        if failed and self.knobs.hardness:
+            prior = prior * self._hardness(cond, score, count)
+        return self._layers(score, count, cond, weights, prior)
 
     def _pairwise(self, near: np.ndarray, weights: np.ndarray, failed: Sequence[str],
                   first: _Layer, cols: np.ndarray) -> np.ndarray:
@@ -176,10 +168,14 @@ class LearnedPolicy(Policy):
         fails = (count > 0) * (1.0 - mean)  # soft "m failed on this past task"
         cond = self._condition(near, failed)
         base_mask = table.mask_of(failed)
+        record = self._record_layer().p
         rows = []
         for col in cols:
             score, cnt = self._evidence(near, base_mask | (1 << int(col)))
-            rows.append(self._layers(score, cnt, cond * fails[:, col], weights, first.p).p)
+            after = cond * fails[:, col]
+            prior = (record * self._hardness(after, score, cnt) if self.knobs.hardness
+                     else first.p)
+            rows.append(self._layers(score, cnt, after, weights, prior).p)
         return np.array(rows)
 
     def _costs(self, near: np.ndarray, weights: np.ndarray, pool: Sequence[str],
@@ -198,11 +194,21 @@ class LearnedPolicy(Policy):
             ok, ok_n = table.cost_ok.data[near, col], table.cost_ok_n.data[near, col]
             mean_ok = t[4] / t[5] if t[5] else t[2] / t[3]
             mean_fail = (t[2] - t[4]) / (t[3] - t[5]) if t[3] > t[5] else t[2] / t[3]
-            c_ok = (weights @ ok + s * mean_ok) / (weights @ ok_n + s)
-            c_fail = (weights @ (paid - ok) + s * mean_fail) / (weights @ (n - ok_n) + s)
+            w = self._cost_weights(near, weights, n)
+            c_ok = (w @ ok + s * mean_ok) / (w @ ok_n + s)
+            c_fail = (w @ (paid - ok) + s * mean_fail) / (w @ (n - ok_n) + s)
             p = float(layers.p[col])
             out.append(float(p * c_ok + (1 - p) * c_fail))
         return out
+
+    def _cost_weights(self, near: np.ndarray, weights: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """Costs differ by task far more than pass rates (a one-line completion against an
+        agent's hour on a repository): the tasks most like this one where the model's cost
+        was seen weigh as one attempt each, whatever their absolute similarity."""
+        seen = n > 0
+        if not self.knobs.relative_cost or not seen.any():
+            return weights
+        return weights / weights[seen].max()
 
     def _optimism(self, layers: _Layer, cols: np.ndarray) -> np.ndarray:
         p = layers.p[cols]

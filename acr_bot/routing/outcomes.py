@@ -17,14 +17,24 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from acr_bot.domain import VERDICT_SCORES, Record, Summary
+from acr_bot.domain import VERDICT_SCORES, Features, Record, Summary
 from acr_bot.errors import ConfigError
-from acr_bot.routing.features import DIM, vectorize
+from acr_bot.routing.features import DIM, cell_key, vectorize
 
 if TYPE_CHECKING:
     from acr_bot.memory.store import Memory
 
 MAX_MODELS = 63  # conditions are int64 bit masks over model columns
+# Change detection (two-sided CUSUM on each model's first tries, against its pass rate in the
+# task's cell): when a model's outcomes drift from its record by more than DRIFT_SLACK per
+# try, DRIFT_ALARM in total, the model has changed (a new version behind the same name, an
+# outage of quality) and its old evidence is scaled by FORGET. It runs as outcomes are added,
+# so a table rebuilt from the memory file (the bot, each run) and one grown outcome by
+# outcome (the benchmark) detect the same changes.
+DRIFT_SLACK = 0.1
+DRIFT_ALARM = 6.0
+FORGET = 0.1
+WARM_UP = 10  # first tries of a model in a cell before they are a yardstick
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,9 @@ class Observation:
     # Models that had failed on this task before this attempt. () = an independent try
     # (benchmark history, first attempts); None = whatever has failed in the table so far.
     after: tuple[str, ...] | None = ()
+    # In time order, as the bot's attempts are; False: a snapshot in no order (the benchmark's
+    # train rows, every model on every task), which the change detector does not watch.
+    timed: bool = True
 
 
 def observations(records: Sequence[Record], summaries: Sequence[Summary] = ()) -> list[Observation]:
@@ -45,21 +58,21 @@ def observations(records: Sequence[Record], summaries: Sequence[Summary] = ()) -
     verdicts = {r.ref: VERDICT_SCORES[r.outcome] for r in records
                 if r.kind == "verdict" and r.outcome in VERDICT_SCORES}
     # A cascade is the attempts of one run: a model's first try in a later run of the same
-    # task is independent of what failed in an earlier run.
-    attempts = sorted((r for r in records if r.kind == "attempt"
-                       and r.outcome != "provider_fault"),
-                      key=lambda r: (r.task, r.run, r.attempt, r.ts))
+    # task is independent of what failed in an earlier run. Cascades go in the order they
+    # started, so the table's change detector sees the memory as it happened.
+    cascades: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        if r.kind == "attempt" and r.outcome != "provider_fault":
+            cascades.setdefault((r.task, r.run), []).append(r)
     out: list[Observation] = []
-    failed_before: list[str] = []
-    cascade: tuple[str, str] | None = None
-    for r in attempts:
-        if (r.task, r.run) != cascade:
-            cascade, failed_before = (r.task, r.run), []
-        score = verdicts.get(r.id, 1.0) if r.passed else 0.0
-        out.append(Observation(r.task, r.features, r.model, score, r.cost_usd or None,
-                               after=tuple(failed_before)))
-        if score < 1.0:
-            failed_before.append(r.model)
+    for key in sorted(cascades, key=lambda k: (min(r.ts for r in cascades[k]), k)):
+        failed_before: list[str] = []
+        for r in sorted(cascades[key], key=lambda r: (r.attempt, r.ts)):
+            score = verdicts.get(r.id, 1.0) if r.passed else 0.0
+            out.append(Observation(r.task, r.features, r.model, score, r.cost_usd or None,
+                                   after=tuple(failed_before)))
+            if score < 1.0:
+                failed_before.append(r.model)
     for s in summaries:
         if s.attempts:
             out.append(Observation(f"summary:{s.cluster}", s.cluster, s.model,
@@ -97,7 +110,11 @@ class _Grow:
 class OutcomeTable:
     """Task vectors (rows) × models (columns): summed scores, counts, costs, conditions."""
 
-    def __init__(self) -> None:
+    def __init__(self, detect: bool = True) -> None:
+        self.detect = detect  # run the change detector (off: an ablation)
+        self._cells: dict[tuple[str, int], list[float]] = {}  # (cell, column) -> score, count
+        self._cusum: dict[int, tuple[tuple[float, int], tuple[float, int]]] = {}
+        self.alarms: list[tuple[str, int]] = []  # (model, row) where a change was detected
         self.vectors = _Grow((DIM,), np.float32)
         self.task_ids: list[str] = []
         self.features: list[str] = []
@@ -116,8 +133,8 @@ class OutcomeTable:
         self.totals = np.zeros((6, 0), dtype=np.float64)
 
     @classmethod
-    def build(cls, observations: Iterable[Observation]) -> OutcomeTable:
-        table = cls()
+    def build(cls, observations: Iterable[Observation], detect: bool = True) -> OutcomeTable:
+        table = cls(detect)
         for obs in observations:
             table.add(obs)
         return table
@@ -181,23 +198,51 @@ class OutcomeTable:
             self.cost_ok.data[row, col] += paid * obs.score
             self.cost_ok_n.data[row, col] += ok
             self.totals[2:, col] += (paid, obs.weight, paid * obs.score, ok)
+        if after == 0 and self.detect and obs.weight == 1.0:  # watch first tries
+            self._watch(col, cell_key(Features.parse(obs.features)), obs.score, row, obs.timed)
 
-    def discount(self, model: str, factor: float) -> None:
-        """Scale down all evidence about `model` so far (it changed: old outcomes mislead)."""
+    def _watch(self, col: int, cell: str, score: float, row: int, timed: bool) -> None:
+        """CUSUM of (outcome - the model's pass rate in this cell so far) on its first tries;
+        an untimed outcome only adds to the yardstick."""
+        t = self.totals[:, col]
+        overall = (t[0] + 1.0) / (t[1] + 2.0)
+        seen = self._cells.setdefault((cell, col), [0.0, 0.0])
+        expected = (seen[0] + 2.0 * overall) / (seen[1] + 2.0)
+        if seen[1] < WARM_UP or not timed:  # a new cell's yardstick is a guess: learn it first
+            seen[0] += score
+            seen[1] += 1.0
+            return
+        # each side: its sum, and the row where it last rose from zero (where a change began)
+        (up, up_from), (down, down_from) = self._cusum.get(col, ((0.0, row), (0.0, row)))
+        up_from = row if up == 0.0 else up_from
+        down_from = row if down == 0.0 else down_from
+        up = max(0.0, up + score - expected - DRIFT_SLACK)
+        down = max(0.0, down + expected - score - DRIFT_SLACK)
+        seen[0] += score
+        seen[1] += 1.0
+        if max(up, down) > DRIFT_ALARM:
+            start = up_from if up > down else down_from
+            self.alarms.append((self.models[col], start))
+            self.discount(self.models[col], FORGET, before=start)
+            up = down = 0.0
+        self._cusum[col] = ((up, up_from), (down, down_from))
+
+    def discount(self, model: str, factor: float, before: int | None = None) -> None:
+        """Scale down the evidence about `model` on rows before `before` (default: all): it
+        changed there, and its old outcomes mislead; the ones since the change stay whole."""
         col = self.column(model)
-        for grow in (self.score, self.count, self.cost, self.cost_n, self.cost_ok,
-                     self.cost_ok_n):
-            grow.data[: self.n_rows, col] *= factor
-        self.totals[:, col] *= factor
-
-    def independent(self, task: str, model: str) -> bool:
-        """Whether trying `model` on `task` now would be an independent (first) try."""
-        row = self.row_of.get(task)
-        if row is None:
-            return True
-        col = self.col_of.get(model)
-        bit = 0 if col is None else 1 << col
-        return (self.failed_mask(row) & ~bit) == 0
+        end = self.n_rows if before is None else before
+        grids = (self.score, self.count, self.cost, self.cost_n, self.cost_ok, self.cost_ok_n)
+        for grow in grids:
+            grow.data[:end, col] *= factor
+        first = self.after.data[: self.n_rows, col] == 0
+        for i, grow in enumerate(grids):  # the totals again, from the rows
+            rows = grow.data[: self.n_rows, col]
+            self.totals[i, col] = float(rows[first].sum() if i < 2 else rows.sum())
+        for (cell, c), seen in self._cells.items():
+            if c == col:
+                seen[0] *= factor
+                seen[1] *= factor
 
     def same_task(self, task: str, query: np.ndarray, threshold: float) -> tuple[int, float]:
         """The row of `task` (similarity 1), else the most similar row if at least

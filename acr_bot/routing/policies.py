@@ -15,6 +15,7 @@ import numpy as np
 from acr_bot.domain import Decision, Features
 from acr_bot.errors import ConfigError
 from acr_bot.routing.base import Outcome, Policy, RouteTask, Tried, task_rng, untried
+from acr_bot.routing.features import cell_key
 
 
 def _sort_key_cost(policy: Policy) -> Callable[[str], tuple[int, float, str]]:
@@ -69,12 +70,6 @@ class Fixed(Policy):
         fallback = min(untried(candidates, tried), key=_sort_key_cost(self))
         return Decision(fallback, self.name, f"{self.model} is not available: the cheapest "
                         "untried model instead")
-
-
-def cell_key(features: Features) -> str:
-    """The static table's cell: language, task kind and metadata tags."""
-    return " ".join(sorted(t for t in features.tokens if t.split(":", 1)[0] in ("lang", "kind",
-                                                                                 "tag")))
 
 
 class StaticTable(Policy):
