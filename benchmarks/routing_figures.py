@@ -1,5 +1,8 @@
 """The README's routing figures that `acr-bot bench` does not print itself. Prints JSON.
 
+- `table`: benchmarks/regret_table.py, `learned` against frozen, cheapest-first, the best
+  fixed cascade in hindsight and (synthetic drift) the Bayes-optimal policy, per stream, with
+  the noise band across 5 stream orders.
 - `per_group_hindsight`: the hindsight-best fixed cascade chosen separately for each group of
   SWE-bench stream rows: by repository (a tag the bot has) and by the human difficulty label
   (a tag it never has), at cost weights 0.3 and 1.0. A router that reads only that tag
@@ -8,14 +11,9 @@
   (category, benchmark: all such a row shows), one shot.
 - `kfold`: SWE-bench, 5 folds over the stream: each fold is routed with the full outcomes of
   the train rows and the other 4 folds as memory, i.e. 4x more history than the online run.
-- `orders`: SWE-bench, `learned` and `frozen` over 5 shuffled orders of the stream: the
-  spread that the order alone causes, against which a difference between them is noise.
-- `ablations`: `learned` without its UCB bonus, lookahead, cascade conditioning or CUSUM,
-  with the knobs `tune_router.py` prefers, and called as the fix loop called it before
-  `routing/cascade.py` (no attempts left, no stop), on SWE-bench and OOD; `retuned_id`: those
-  knobs in-distribution; `drift_without_cusum`: the degrading-model streams without CUSUM.
-- `drift`: the synthetic drifting streams of tests/data/synth.py: learned/frozen cumulative
-  regret (summed over 3 seeds) per drift and mode, as tests/test_bench.py checks them.
+- `ablations`: `learned` without its UCB bonus, lookahead, cascade conditioning, hardness
+  prior, relative cost kernel or change detection, and called as the fix loop called it before
+  `routing/cascade.py` (no attempts left, no stop), on the regret table's streams.
 
     python benchmarks/routing_figures.py [--only NAME,...]  (default: all; see FIGURES)
 """
@@ -100,61 +98,10 @@ def kfold(policy: str = "learned", folds: int = 5) -> dict[str, Any]:
     return out
 
 
-def drift(only: Sequence[str] = ()) -> dict[str, Any]:
-    from tests.data import synth
-
-    generators = {"task-mix": synth.drift_task_mix, "degrading-model": synth.drift_degrading_model,
-                  "new-model": synth.drift_new_model}
-    generators = {k: v for k, v in generators.items() if not only or k in only}
-    modes = {"oneshot": bench.BenchConfig("oneshot", 1, 0.0),
-             "cascade-3x-w1": bench.BenchConfig("cascade", 3, 1.0),
-             "cascade-2x-w3": bench.BenchConfig("cascade", 2, 3.0)}
-    out: dict[str, Any] = {}
-    for name, generate in generators.items():
-        for mode, cfg in modes.items():
-            regret = {"learned": 0.0, "frozen": 0.0}
-            for seed in (0, 1, 2):
-                rows = [bench._parse_row(json.dumps(d), f"{name}:{i}")
-                        for i, d in enumerate(generate(seed))]
-                traces = bench.run_bench(rows, list(regret), dataclasses.replace(cfg, seed=seed))
-                for trace in traces:
-                    regret[trace.policy] += sum(trace.regrets)
-            out[f"{name} {mode}"] = {**{k: round(v, 1) for k, v in regret.items()},
-                                     "learned_vs_frozen": round(regret["learned"]
-                                                                / regret["frozen"], 3)}
-    return out
-
-
-def orders(names: Sequence[str] = ("learned", "frozen"), shuffles: int = 5) -> dict[str, Any]:
-    """SWE-bench cascade: each policy over the stream in several random orders, mean and
-    standard deviation: how far a result moves with the order alone (the noise floor)."""
-    import random
-    import statistics
-
-    train, stream = _stream("swebench-verified")
-    out: dict[str, Any] = {}
-    for weight in (0.03, 0.1, 0.3, 1.0):
-        cfg = bench.BenchConfig("cascade", 3, weight)
-        runs: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
-        for k in range(shuffles):
-            order = stream[:]
-            random.Random(k).shuffle(order)
-            rows = train + order
-            for trace in bench.run_bench(rows, list(names), cfg):
-                runs[trace.policy].append((100 * sum(trace.scores) / len(order),
-                                           sum(trace.costs), sum(trace.regrets)))
-        out[f"w={weight}"] = {name: {key: [round(statistics.mean(v), 2),
-                                           round(statistics.stdev(v), 2)]
-                                     for key, v in zip(("success_%", "cost_usd", "regret"),
-                                                       zip(*values))}
-                              for name, values in runs.items()}
-    out["format"] = "[mean, standard deviation] over the shuffled stream orders"
-    return out
-
-
-def _variants() -> dict[str, Callable[..., Any]]:
-    """`learned` with one part taken out (or the re-tuned knobs), by name."""
+def _variants() -> dict[str, Callable[[list[Any], float], Any]]:
+    """`learned` with one part taken out, by name: build(memory, cost weight) -> policy."""
     from acr_bot.routing.learned import Knobs, LearnedPolicy
+    from acr_bot.routing.outcomes import OutcomeTable
 
     class NoLookahead(LearnedPolicy):
         def rank(self, task: Any, pool: Any, tried: Any, attempts_left: int = 1) -> Any:
@@ -167,74 +114,51 @@ def _variants() -> dict[str, Callable[..., Any]]:
         def rank(self, task: Any, pool: Any, tried: Any, attempts_left: int = 1) -> Any:
             return dataclasses.replace(super().rank(task, pool, tried, 1), value=None)
 
-    def knobs(**changes: float) -> Callable[..., Any]:
-        return lambda table, weight: LearnedPolicy(table, cost_weight=weight,
-                                                   knobs=dataclasses.replace(Knobs(), **changes))
+    def knobs(cls: type = LearnedPolicy, detect: bool = True, **changes: Any) -> Any:
+        return lambda memory, weight: cls(OutcomeTable.build(memory, detect), cost_weight=weight,
+                                          knobs=dataclasses.replace(Knobs(), **changes))
 
     return {"learned": knobs(), "no UCB": knobs(bonus=0.0),
-            "no lookahead": lambda table, weight: NoLookahead(table, cost_weight=weight),
+            "no lookahead": knobs(NoLookahead),
             "no conditioning": knobs(solved_by_failed=1.0, unseen_by_failed=1.0),
-            "no CUSUM": knobs(drift_alarm=float("inf")),
-            "re-tuned": knobs(tau=0.3, near_strength=8.0),
-            "old fix loop": lambda table, weight: OldLoop(table, cost_weight=weight)}
+            "no hardness prior": knobs(hardness=False),
+            "no relative cost kernel": knobs(relative_cost=False),
+            "no change detection": knobs(detect=False),
+            "old fix loop": knobs(OldLoop)}
 
 
-def ablations() -> dict[str, Any]:
-    """Regret of `learned` without each of its parts, on the settings where it matters."""
-    from acr_bot.routing.outcomes import OutcomeTable
+ABLATION_STREAMS = ("SWE-bench Verified, W=0.3", "SWE-bench Verified, W=1.0", "OOD176, W=0.3",
+                    "drift: task mix, oneshot", "drift: degrading model, oneshot",
+                    "drift: new model, oneshot", "drift: degrading model, cascade W=1")
 
-    settings = [("swebench-verified", "all", "cascade", 0.1), ("swebench-verified", "all",
-                "cascade", 0.3), ("coderouterbench", "ood", "cascade", 0.1),
-                ("coderouterbench", "ood", "cascade", 1.0)]
+
+def ablations(orders: int = 3) -> dict[str, Any]:
+    """Regret of `learned` without each of its parts, on the regret table's streams (mean over
+    the first `orders` orders, as the table reports them)."""
+    import statistics
+
+    from benchmarks import regret_table
+
     out: dict[str, Any] = {}
-    for name, subset, mode, weight in settings:
-        train, stream = _stream(name, subset)
-        memory = bench.history(train)
-        tasks = [bench.visible_task(r, f"stream-{i}") for i, r in enumerate(stream)]
-        cfg = bench.BenchConfig(mode, 3, weight)
-        for variant, build in _variants().items():
-            trace = bench.run_policy(build(OutcomeTable.build(memory), weight), tasks, stream,
-                                     cfg)
-            out.setdefault(f"{name} {subset} {mode} w={weight}", {})[variant] = {
-                "success_rate": round(sum(trace.scores) / len(stream), 4),
-                "total_cost_usd": round(sum(trace.costs), 2),
-                "regret": round(sum(trace.regrets), 1)}
+    for stream in regret_table.STREAMS:
+        if stream.name not in ABLATION_STREAMS:
+            continue
+        out[stream.name] = {name: round(statistics.mean(
+            regret_table.regret_of(stream, k, build) for k in range(orders)), 1)
+            for name, build in _variants().items()}
+    out["format"] = f"mean regret over stream orders 0-{orders - 1}"
     return out
 
 
-def retuned_id() -> dict[str, Any]:
-    """CodeRouterBench in-distribution, oneshot: the defaults against the re-tuned knobs."""
-    from acr_bot.routing.outcomes import OutcomeTable
+def table() -> dict[str, Any]:
+    """benchmarks/regret_table.py: learned against what it could have been, per stream."""
+    from benchmarks import regret_table
 
-    train, stream = _stream("coderouterbench", "id")
-    memory = bench.history(train)
-    tasks = [bench.visible_task(r, f"stream-{i}") for i, r in enumerate(stream)]
-    out: dict[str, Any] = {}
-    for variant in ("learned", "re-tuned"):
-        policy = _variants()[variant](OutcomeTable.build(memory), 0.0)
-        trace = bench.run_policy(policy, tasks, stream, bench.BenchConfig("oneshot", 1, 0.0))
-        out[variant] = {"success_rate": round(sum(trace.scores) / len(stream), 4)}
-    return out
+    return regret_table.table()
 
 
-def drift_without_cusum() -> dict[str, Any]:
-    """The degrading-model streams with CUSUM switched off."""
-    from acr_bot.routing import learned
-
-    original = learned.Knobs.__init__.__defaults__
-    try:  # every LearnedPolicy built by the bench gets drift_alarm = inf
-        defaults = list(original or ())
-        names = [f.name for f in dataclasses.fields(learned.Knobs)]
-        defaults[names.index("drift_alarm")] = float("inf")
-        learned.Knobs.__init__.__defaults__ = tuple(defaults)
-        return drift(("degrading-model",))
-    finally:
-        learned.Knobs.__init__.__defaults__ = original
-
-
-FIGURES = {"per_group_hindsight": per_group_hindsight, "per_cell_best": per_cell_best,
-           "kfold": kfold, "drift": drift, "orders": orders, "ablations": ablations,
-           "retuned_id": retuned_id, "drift_without_cusum": drift_without_cusum}
+FIGURES = {"table": table, "per_group_hindsight": per_group_hindsight,
+           "per_cell_best": per_cell_best, "kfold": kfold, "ablations": ablations}
 
 
 def main() -> None:

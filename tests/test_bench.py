@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from acr_bot.bench import runner as bench
 from acr_bot.cli import cli
-from acr_bot.domain import Decision
+from acr_bot.domain import Decision, Features
 from acr_bot.routing.base import Outcome, Policy, RouteTask, Tried
 from acr_bot.routing.features import extract
 
@@ -285,12 +285,14 @@ DRIFT_MODES = {
     "cascade-3x-w1": bench.BenchConfig("cascade", 3, 1.0),
     "cascade-2x-w3": bench.BenchConfig("cascade", 2, 3.0),
 }
-# A known shortfall (regret summed over the seeds). learned detects the change (CUSUM on
-# first tries) and puts beta first within ~25 rows, but with three cheap equal-priced tries
-# most of both policies' regret is the same unavoidable cost of cascading, so learned saves
-# 29% (70.6 vs 97.6 before tuning), just short of 30%. strict: if it passes, drop the mark.
+# A known shortfall (regret summed over the seeds). The outcome table's change detector
+# finds the change within 10-20 first tries and learned then puts beta first, but with three
+# cheap equal-priced tries most of both policies' regret is the same unavoidable cost of
+# cascading (the Bayes-optimal policy itself has only ~40% less regret than frozen here), and
+# learned's ratio moves with the seed: 0.72 over these three (0.70, 0.70, 0.77), 0.64 over
+# seeds 100-104. strict: if it passes, drop the mark.
 DEGRADE_3X = pytest.mark.xfail(strict=True, reason=(
-    "degrading model, cascade 3x w=1: learned/frozen regret ~0.71, target <= 0.70"))
+    "degrading model, cascade 3x w=1: learned/frozen regret 0.72 on seeds 0-2, target <= 0.70"))
 DRIFTS = [
     pytest.param("task-mix", mode, id=f"task-mix-{mode}") for mode in DRIFT_MODES
 ] + [
@@ -302,6 +304,46 @@ DRIFTS = [
 ]
 GENERATORS = {"task-mix": synth.drift_task_mix, "degrading-model": synth.drift_degrading_model,
               "new-model": synth.drift_new_model}
+
+
+def test_the_bayes_optimal_reference_plans_the_cascade_from_the_true_chances() -> None:
+    from benchmarks.regret_table import BayesOptimal
+
+    truth = {"sure": {"price": 0.5, "p_pass": 0.9}, "cheap": {"price": 0.01, "p_pass": 0.5},
+             "dud": {"price": 0.01, "p_pass": 0.0}}
+    bayes = BayesOptimal({"t": truth}, cost_weight=1.0)
+    task = RouteTask("t", Features(("w:x",)))
+    # two tries: cheap first (0.5 for $0.01), then sure if it failed:
+    # 0.5 * 0.99 + 0.5 * (-0.016 + 0.9 * 0.5 - 0.1 * 0.8) = 0.672 > sure first (0.419)
+    first = bayes.choose(task, list(truth), attempts_left=2)
+    assert first.model == "cheap" and first.value == pytest.approx(
+        0.5 * 0.99 + 0.5 * (-0.016 + (0.9 * 0.5 - 0.1 * 0.8)))
+    assert bayes.choose(task, list(truth), attempts_left=1).model == "cheap"  # 0.487 > 0.37
+    after = bayes.choose(task, ["sure", "dud"], [Tried("cheap", Outcome(0.0, 0.016))], 1)
+    assert after.model == "sure" and after.value == pytest.approx(0.37)
+    costly = BayesOptimal({"t": truth}, cost_weight=3.0)  # sure: 0.9 - 1.5*0.9 - 2.4*0.1 < 0
+    stop = costly.choose(task, ["sure", "dud"], [Tried("cheap", Outcome(0.0, 0.016))], 1)
+    assert stop.value is not None and stop.value < 0  # the cascade stops
+
+
+def test_the_regret_table_verdicts_read_the_band_across_orders() -> None:
+    from benchmarks.regret_table import Stream, _verdicts
+
+    runs = [{"learned": 10.0 + d, "frozen": 30.0 + d, "cheapest-first": 11.0 - d,
+             "best-fixed": 20.0, "oracle utility": 100.0, "bayes-optimal": 8.0}
+            for d in (-1.0, 0.0, 1.0)]
+    drifting = Stream("x", "oneshot", 0.0, generator=lambda seed: [])
+    verdict = _verdicts(drifting, runs)
+    assert verdict["vs"]["frozen"] == [-20.0, 0.0]
+    assert verdict["vs"]["cheapest-first"] == [-1.0, 2.0]  # better, but within the band
+    assert verdict["within_band"] and not verdict["better_than_all_by_the_band"]
+    assert verdict["utility_vs_best_fixed"] == pytest.approx(90 / 80, abs=1e-3)
+    assert verdict["closes_frozen_gap_to_bayes"] == pytest.approx(20 / 22, abs=1e-3)
+    worse = [{**r, "learned": r["learned"] + 20} for r in runs]
+    real = Stream("y", "cascade", 0.3, "swebench-verified")
+    assert not _verdicts(real, worse)["within_band"]
+    assert "closes_frozen_gap_to_bayes" not in _verdicts(real, worse)
+    assert not _verdicts(real, worse)["within_10pct_of_best_fixed"]  # 70 / 80 of its utility
 
 
 @pytest.mark.parametrize("stream, mode", DRIFTS)

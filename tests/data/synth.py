@@ -41,26 +41,34 @@ OOD_TEXTS = (
 )
 
 
+FAILED_COST = 1.6  # a failed attempt costs this many times the price, on average
+
+
 def outcome(rng: random.Random, price: float, skill: float, null_cost: float = 0.0
             ) -> dict[str, Any]:
     """One model's result: pass with probability `skill`; failures cost more (agents loop)."""
     passed = rng.random() < skill
-    cost = price * (1.0 if passed else 1.6) * rng.uniform(0.7, 1.3)
+    cost = price * (1.0 if passed else FAILED_COST) * rng.uniform(0.7, 1.3)
     return {"score": 1.0 if passed else 0.0,
             "cost_usd": None if rng.random() < null_cost else round(cost, 6)}
 
 
 def category_row(rng: random.Random, ident: str, category: str, split: str,
-                 skills: Mapping[str, tuple[float, float]], null_cost: float = 0.0
-                 ) -> dict[str, Any]:
+                 skills: Mapping[str, tuple[float, float]], null_cost: float = 0.0,
+                 truth: bool = False) -> dict[str, Any]:
     """A row with CodeRouterBench-style text: category and source benchmark only.
-    `skills`: model -> (price, P(pass)) for the models available on this row."""
+    `skills`: model -> (price, P(pass)) for the models available on this row. `truth`: also
+    carry them (outcomes are independent given them), from which benchmarks/regret_table.py
+    computes the Bayes-optimal policy."""
     kind, source = CATEGORIES[category]
     number = rng.randrange(10_000)  # like "BigCodeBench/767": digits carry no features
-    return {"id": ident, "text": f"{kind.replace('_', ' ')} task from {source}: {number}",
-            "tags": [kind, source], "split": split, "ood": False,
-            "outcomes": {m: outcome(rng, price, p, null_cost) for m, (price, p) in
-                         skills.items()}}
+    row = {"id": ident, "text": f"{kind.replace('_', ' ')} task from {source}: {number}",
+           "tags": [kind, source], "split": split, "ood": False,
+           "outcomes": {m: outcome(rng, price, p, null_cost) for m, (price, p) in
+                        skills.items()}}
+    if truth:
+        row["truth"] = {m: {"price": price, "p_pass": p} for m, (price, p) in skills.items()}
+    return row
 
 
 def general(seed: int = 7) -> list[dict[str, Any]]:
@@ -105,11 +113,11 @@ def drift_task_mix(seed: int = 0, n_train: int = 150, n_stream: int = 400
     rows = []
     for i in range(n_train):
         rows.append(category_row(rng, f"t{i}", "gen", "train",
-                                 {m: (DRIFT_PRICE, p) for m, p in skill["gen"].items()}))
+                                 {m: (DRIFT_PRICE, p) for m, p in skill["gen"].items()}, truth=True))
     for i in range(n_stream):
         cat = "bug" if rng.random() < (0.1 if i < 100 else 0.9) else "gen"
         rows.append(category_row(rng, f"s{i}", cat, "stream",
-                                 {m: (DRIFT_PRICE, p) for m, p in skill[cat].items()}))
+                                 {m: (DRIFT_PRICE, p) for m, p in skill[cat].items()}, truth=True))
     return rows
 
 
@@ -124,23 +132,26 @@ def drift_degrading_model(seed: int = 0, n_train: int = 150, n_stream: int = 400
         alpha = 0.15 if stream and i - n_train >= change_at else 0.85
         rows.append(category_row(rng, f"r{i}", "gen", "stream" if stream else "train",
                                  {"alpha": (DRIFT_PRICE, alpha), "beta": (DRIFT_PRICE, 0.60),
-                                  "gamma": (DRIFT_PRICE, 0.30)}))
+                                  "gamma": (DRIFT_PRICE, 0.30)}, truth=True))
     return rows
 
 
 def drift_new_model(seed: int = 0, n_train: int = 150, n_stream: int = 400,
                     appears_at: int = 100) -> list[dict[str, Any]]:
-    """The models change: `delta`, better than everything in memory (0.95 vs alpha's 0.70),
-    becomes available from stream row `appears_at` on."""
+    """The models change: `delta`, a specialist, becomes available from stream row
+    `appears_at` on: the best model on bug fixing (0.95 against beta's 0.60) and a middling
+    one on code generation (0.60 against alpha's 0.85). Tasks are half of each kind, so no
+    single order of models suits both once delta is there."""
     rng = random.Random(seed)
+    skill = {"gen": {"alpha": 0.85, "beta": 0.50, "gamma": 0.30, "delta": 0.60},
+             "bug": {"alpha": 0.40, "beta": 0.60, "gamma": 0.30, "delta": 0.95}}
     rows = []
     for i in range(n_train + n_stream):
         stream = i >= n_train
-        skills = {"alpha": (DRIFT_PRICE, 0.70), "beta": (DRIFT_PRICE, 0.50),
-                  "gamma": (DRIFT_PRICE, 0.30)}
-        if stream and i - n_train >= appears_at:
-            skills["delta"] = (DRIFT_PRICE, 0.95)
-        rows.append(category_row(rng, f"r{i}", "gen", "stream" if stream else "train", skills))
+        cat = rng.choice(("gen", "bug"))
+        present = [m for m in skill[cat] if m != "delta" or stream and i - n_train >= appears_at]
+        rows.append(category_row(rng, f"r{i}", cat, "stream" if stream else "train",
+                                 {m: (DRIFT_PRICE, skill[cat][m]) for m in present}, truth=True))
     return rows
 
 
