@@ -11,6 +11,8 @@
   (category, benchmark: all such a row shows), one shot.
 - `kfold`: SWE-bench, 5 folds over the stream: each fold is routed with the full outcomes of
   the train rows and the other 4 folds as memory, i.e. 4x more history than the online run.
+- `follow_the_leader`: SWE-bench, the fixed cascade best so far with every outcome revealed
+  (full information), played row by row over the regret table's orders.
 - `ablations`: `learned` without its UCB bonus, lookahead, cascade conditioning, hardness
   prior, relative cost kernel or change detection, and called as the fix loop called it before
   `routing/cascade.py` (no attempts left, no stop), on the regret table's streams.
@@ -98,6 +100,47 @@ def kfold(policy: str = "learned", folds: int = 5) -> dict[str, Any]:
     return out
 
 
+def follow_the_leader(orders: int = 5) -> dict[str, Any]:
+    """SWE-bench: play, on each stream row, the fixed cascade (any order of up to 3 of the 10
+    best models on the train rows) with the best total utility on the train rows and every
+    stream row before it, all outcomes revealed: the best a learner of fixed cascades could do
+    with full information, where `learned` only sees the models it tries. Same orders as the
+    regret table."""
+    import itertools
+    import random
+    import statistics
+
+    import numpy as np
+
+    train, stream = _stream("swebench-verified")
+    models = sorted({m for r in stream for m in r.outcomes})
+    out: dict[str, Any] = {}
+    for weight in WEIGHTS:
+        regrets = []
+        for order in range(orders):
+            rows = stream[:]
+            random.Random(order).shuffle(rows)
+            scores, costs = bench._matrices(train + rows, models)
+            utility = np.where(np.isfinite(scores), scores, 0.0) - weight * costs
+            first = utility[: len(train)].sum(0)
+            top = list(np.argsort(-first)[:10])
+            cascades = [c for d in (1, 2, 3) for c in itertools.permutations(top, d)]
+            played = np.zeros((len(scores), len(cascades)))
+            for j, cascade in enumerate(cascades):
+                s, c, _ = bench._cascade(np.where(np.isfinite(scores), scores, 0.0), costs,
+                                         cascade)
+                played[:, j] = s - weight * c
+            so_far = np.cumsum(played, axis=0)
+            chosen = np.argmax(so_far[len(train) - 1:-1], axis=1)
+            best = utility[len(train):].max(axis=1)
+            regrets.append(float((best - played[len(train):][np.arange(len(rows)),
+                                                             chosen]).sum()))
+        out[f"w={weight}"] = {"regret": [round(statistics.mean(regrets), 1),
+                                         round(statistics.stdev(regrets), 1)]}
+    out["format"] = "[mean, standard deviation] over the regret table's orders 0-4"
+    return out
+
+
 def _variants() -> dict[str, Callable[[list[Any], float], Any]]:
     """`learned` with one part taken out, by name: build(memory, cost weight) -> policy."""
     from acr_bot.routing.learned import Knobs, LearnedPolicy
@@ -158,7 +201,8 @@ def table() -> dict[str, Any]:
 
 
 FIGURES = {"table": table, "per_group_hindsight": per_group_hindsight,
-           "per_cell_best": per_cell_best, "kfold": kfold, "ablations": ablations}
+           "per_cell_best": per_cell_best, "kfold": kfold,
+           "follow_the_leader": follow_the_leader, "ablations": ablations}
 
 
 def main() -> None:
