@@ -8,6 +8,7 @@ Skipped loudly where no Docker engine can be started (see conftest.docker_client
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,3 +90,33 @@ def test_an_agent_fixes_a_repo_inside_docker(docker_client: docker.DockerClient,
     assert result.outcome == "fixed", result.reason
     assert result.attempts[0].files == ("calc.py",)  # notes.txt was scratch
     assert "a * b" in git(repo, "show", f"{result.branch}:calc.py")
+
+
+def test_an_image_without_git_is_named_once(docker_client: docker.DockerClient, make_repo,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """The scaffold's runs had git; an image without it is said once per run, not silently."""
+    maker = docker_client.containers.run(IMAGE, ["sh", "-c", "rm -f \"$(command -v git)\""],
+                                         detach=True)
+    maker.wait(timeout=60)
+    image = maker.commit(repository="acr-bot-test-nogit", tag=maker.id[:12])
+    maker.remove(force=True)
+    try:
+        repo = make_repo({"a.txt": "x\n"})
+        sandbox = DockerSandbox(image.id, client=docker_client)
+        with caplog.at_level(logging.WARNING):
+            for _ in range(2):  # two agent sessions: one warning
+                shell = sandbox.session(repo)
+                try:
+                    status = shell.exec("git status", 10, 1_000)
+                finally:
+                    shell.close()
+        warnings = [r.getMessage() for r in caplog.records if "has no git" in r.getMessage()]
+        assert status.exit_code != 0
+        assert len(warnings) == 1 and "use an image with git" in warnings[0]
+        with_git = DockerSandbox(IMAGE, client=docker_client)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            with_git.session(repo).close()
+        assert not [r for r in caplog.records if "has no git" in r.getMessage()]
+    finally:
+        docker_client.images.remove(image.id, force=True)

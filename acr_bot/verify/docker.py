@@ -50,6 +50,13 @@ class DockerSandbox:
         self._client = client
         self._run_image = image
         self._snapshot: str | None = None
+        self._warned: set[str] = set()
+
+    def warn_once(self, message: str) -> None:
+        """A warning said once per run, however many agent sessions meet the same thing."""
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
 
     @property
     def client(self) -> Any:
@@ -198,8 +205,15 @@ class DockerShell:
             self.container.start()
             self.before = _local_tree(workdir)  # what was just put there
             self.keep = self._run("cat /proc/1/task/1/children", 10)[1].split()[0]
+            has = self._run("for p in bash git; do command -v $p >/dev/null && echo $p; done",
+                            10)[1].split()
             # bash where the image has it (models write bash); /bin/sh otherwise.
-            self.shell = "bash" if self._run("command -v bash", 10)[0] == 0 else "/bin/sh"
+            self.shell = "bash" if "bash" in has else "/bin/sh"
+            if git is not None and "git" not in has:
+                sandbox.warn_once(f"sandbox: docker: the image {sandbox._run_image} has no git: "
+                                  "the agent's git commands (git diff, git checkout -- FILE) "
+                                  "will fail, as they did not in the scaffold the routing data "
+                                  "comes from; use an image with git")
         except BaseException:
             self.container.remove(force=True)
             raise
