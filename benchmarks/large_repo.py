@@ -2,16 +2,21 @@
 their tests), each with a real upstream bug fix reverted, judged by the bot's tiers.
 
     python benchmarks/large_repo.py --project sympy|django [--project ...] [--scope PATH ...]
+        [--rounds N]
 
-Per project, in one run (so the times compare on the same machine load):
-- `suite_s`: the project's own test command, run plainly in the checkout (no bot);
-- `baseline_s`: the bot's baseline (the same command in the sandbox, then cached);
-- a task whose replayed models are a wrong fix, then the upstream fix (`edit` harness, the
-  `replay/` provider through litellm): `reject_s` is the wrong fix's attempt (its first tier
-  rejects it), `accept_s` the upstream fix's attempt (first tier, then the full suite), and
-  `first_tier_s` that attempt's first-tier runs;
-- a second task on the same base (a dry run): `second_task_baseline_skipped` when it read the
-  baseline from the cache.
+Per project, in one run: a first task on the base (a dry run) runs the bot's baseline
+(`baseline_s`: the project's command in the sandbox, then cached); then N rounds, each a plain
+suite run and a task, interleaved so that the machine's load weighs on both alike:
+- the suite: the project's own test command, run plainly in the checkout (no bot);
+- the task: replayed models give a wrong fix, then the upstream fix (`edit` harness, the
+  `replay/` provider through litellm): the wrong fix's attempt is rejected by its first tier
+  (`reject_s`), the upstream fix's attempt runs the first tier, then the full suite
+  (`accept_s`; `first_tier_s` its first-tier runs). Its baseline comes from the cache
+  (`second_task_baseline_skipped`).
+The times are medians over the rounds (each round's under `runs`); `accept_ratio` is the median
+accepted verdict over the median suite. The CPU time of the suite's processes and of the whole
+task (the bot and every process it ran) is less sensitive to the load than the wall time:
+`task_cpu_ratio` compares them.
 
 The upstream fixes (sources):
 - sympy 1.14.0: `EvaluateFalseTransformer.visit_Compare` (sympy issue 24288, the
@@ -31,20 +36,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from acr_bot import app  # noqa: E402
 from acr_bot.config import Settings  # noqa: E402
-from acr_bot.domain import Attempt, FixResult, TestRun  # noqa: E402
+from acr_bot.domain import Attempt, FixResult  # noqa: E402
 from acr_bot.fixing.edits import format_edits, make_edits  # noqa: E402
 from acr_bot.gitrepo import git  # noqa: E402
 from acr_bot.verify.process import run_command  # noqa: E402
@@ -162,21 +171,13 @@ def replies(project: Project, root: Path, released: str) -> dict[str, object]:
                      "replies": [reply(released, "The upstream fix.")]}}}
 
 
-def measure(name: str, scope: list[str], timeout: float) -> dict[str, object]:
+def measure(name: str, scope: list[str], timeout: float, rounds: int) -> dict[str, object]:
     project = PROJECTS[name]
     python = project_python()
     with tempfile.TemporaryDirectory(prefix=f"acr-large-{name}-") as tmp:
         work = Path(tmp)
         root, released = checkout(project, work / "src")
         command = project.command.format(py=python, scope=" ".join(scope)).strip()
-        suite_command = with_workers(command, project.workers)
-        log(f"{name}: suite: {suite_command}")
-        started = time.monotonic()
-        suite = run_command(suite_command, root, timeout=timeout, env=dict(os.environ),
-                            max_output=64_000)
-        suite_s = time.monotonic() - started
-        log(f"{name}: suite: exit {suite.exit_code} in {suite_s:.1f} s")
-        git(root, "clean", "-fdxq")
         replay = work / "replay.json"
         replay.write_text(json.dumps(replies(project, root, released)))
         settings = replace(Settings(), models=("replay/wrong", "replay/upstream"),
@@ -184,40 +185,108 @@ def measure(name: str, scope: list[str], timeout: float) -> dict[str, object]:
                            max_attempts=2, harness="edit", test_command=command,
                            test_workers=project.workers, test_timeout=timeout,
                            cache_dir=work / "cache")
-        memory = work / "memory.json"
-        first = app.fix(root, app.task_from_text(project.task), settings, echo=log,
-                        memory_file=memory)
-        second = app.fix(root, app.task_from_text(f"Another task on the same base\n\n"
-                                                  f"{project.task}"), settings, dry_run=True,
-                         echo=log, memory_file=memory)
-    return report(name, scope, suite_command, suite, suite_s, first, second)
+        # The first task on this base runs the baseline (a dry run stops there); every task
+        # after it reads the baseline from the cache.
+        first = app.fix(root, app.task_from_text(f"The first task on this base\n\n"
+                                                 f"{project.task}"), settings, dry_run=True,
+                        echo=log, memory_file=work / "memory-0.json")
+        suite_command = with_workers(command, project.workers)
+        runs = []
+        for number in range(1, rounds + 1):  # interleaved: the load weighs on both alike
+            suite = plain_suite(suite_command, root, timeout)
+            task = timed(lambda: app.fix(root, app.task_from_text(project.task), settings,
+                                         echo=log, memory_file=work / f"memory-{number}.json"))
+            runs.append(Round(suite, task))
+    return report(name, scope, suite_command, first, runs)
 
 
-def report(name: str, scope: list[str], command: str, suite: TestRun, suite_s: float,
-           first: FixResult, second: FixResult) -> dict[str, object]:
-    attempts = {a.model: a for a in first.attempts}
-    wrong, upstream = attempts.get("replay/wrong"), attempts.get("replay/upstream")
-    tier1 = sum(t.seconds for t in upstream.tiers if t.name != "full suite") if upstream else None
+@dataclass(frozen=True)
+class Timed:
+    value: Any
+    seconds: float
+    cpu_s: float  # of this process and of the processes it waited for (the tests, the syncs)
+
+
+@dataclass(frozen=True)
+class Round:
+    suite: Timed  # a TestRun
+    task: Timed  # a FixResult
+
+
+def timed(call: Callable[[], Any]) -> Timed:
+    started, cpu = time.monotonic(), _cpu()
+    value = call()
+    return Timed(value, time.monotonic() - started, _cpu() - cpu)
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    waited = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime
+
+
+def plain_suite(command: str, root: Path, timeout: float) -> Timed:
+    """The project's own command in the checkout, as its CI would run it (no bot)."""
+    log(f"suite: {command}")
+    suite = timed(lambda: run_command(command, root, timeout=timeout, env=dict(os.environ),
+                                      max_output=64_000))
+    log(f"suite: exit {suite.value.exit_code} in {suite.seconds:.1f} s")
+    git(root, "clean", "-fdxq")
+    return suite
+
+
+def report(name: str, scope: list[str], command: str, first: FixResult,
+           runs: list[Round]) -> dict[str, object]:
+    attempts = [{a.model: a for a in r.task.value.attempts} for r in runs]
+    wrong = [a.get("replay/wrong") for a in attempts]
+    upstream = [a.get("replay/upstream") for a in attempts]
+    lists = {
+        "suite_s": [r.suite.seconds for r in runs],
+        "accept_s": [a.seconds if a else None for a in upstream],
+        "reject_s": [a.seconds if a else None for a in wrong],
+        "first_tier_s": [_tier1(a) for a in upstream],
+        "full_tier_s": [_tier(a, "full suite") for a in upstream],
+        "suite_cpu_s": [r.suite.cpu_s for r in runs],
+        "task_cpu_s": [r.task.cpu_s for r in runs],
+    }
+    medians = {key: _median(values) for key, values in lists.items()}
     return {
         "project": name, "scope": scope or "the whole suite", "command": command,
-        "suite_s": round(suite_s, 1), "suite_result": tier_result(suite),
-        "baseline_s": round(first.baseline_time.seconds, 1) if first.baseline_time else None,
-        "first_tier_s": round(tier1, 1) if tier1 is not None else None,
-        "accept_s": _seconds(upstream), "reject_s": _seconds(wrong),
-        "accept_over_suite": round(upstream.seconds / suite_s, 3) if upstream else None,
-        # the same full suite in the same sandbox: the tiers' own cost, with less load noise
-        "accept_over_baseline": round(upstream.seconds / first.baseline_time.seconds, 3)
-        if upstream and first.baseline_time else None,
-        "second_task_baseline_skipped": bool(second.baseline_time
-                                             and second.baseline_time.result == "cached"),
-        "outcome": first.outcome,
-        "wrong": _attempt(wrong), "upstream": _attempt(upstream),
+        "rounds": len(runs), **{key: _round(value) for key, value in medians.items()},
+        "suite_result": tier_result(runs[-1].suite.value),
+        "baseline_s": _round(first.baseline_time.seconds) if first.baseline_time else None,
+        "accept_ratio": _ratio(medians["accept_s"], medians["suite_s"]),
+        "full_tier_ratio": _ratio(medians["full_tier_s"], medians["suite_s"]),
+        "task_cpu_ratio": _ratio(medians["task_cpu_s"], medians["suite_cpu_s"]),
+        "second_task_baseline_skipped": all(
+            r.task.value.baseline_time and r.task.value.baseline_time.result == "cached"
+            for r in runs),
+        "outcomes": [r.task.value.outcome for r in runs],
+        "runs": {key: [_round(v) for v in values] for key, values in lists.items()},
+        "wrong": _attempt(wrong[-1]), "upstream": _attempt(upstream[-1]),
         "baseline": first.baseline_time.result if first.baseline_time else None,
     }
 
 
-def _seconds(attempt: Attempt | None) -> float | None:
-    return round(attempt.seconds, 1) if attempt else None
+def _tier1(attempt: Attempt | None) -> float | None:
+    return sum(t.seconds for t in attempt.tiers if t.name != "full suite") if attempt else None
+
+
+def _tier(attempt: Attempt | None, name: str) -> float | None:
+    return next((t.seconds for t in attempt.tiers if t.name == name), None) if attempt else None
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def _ratio(over: float | None, under: float | None) -> float | None:
+    return round(over / under, 3) if over is not None and under else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _attempt(attempt: Attempt | None) -> dict[str, object] | None:
@@ -236,10 +305,13 @@ def main() -> None:
     parser.add_argument("--project", action="append", choices=sorted(PROJECTS), required=True)
     parser.add_argument("--scope", action="append", default=[],
                         help="narrow the suite: sympy paths or Django labels (default: all)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="plain suite runs and tasks, interleaved (medians are reported)")
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds per test run")
     args = parser.parse_args()
     os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
-    results = [measure(name, args.scope, args.timeout) for name in args.project]
+    results = [measure(name, args.scope, args.timeout, args.rounds)
+               for name in args.project]
     print(json.dumps({"benchmark": "large_repo", "cores": os.cpu_count(),
                       "load_before": os.getloadavg()[0], "projects": results}, indent=2))
 
