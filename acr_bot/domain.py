@@ -108,6 +108,8 @@ class TestRun:
     skipped_ids: frozenset[str] = frozenset()
     # (test id, or module that failed to collect; its short failure message), from JUnit
     messages: tuple[tuple[str, str], ...] = ()
+    # (JUnit classname, seconds its tests took), from JUnit: what a first tier would cost
+    test_seconds: tuple[tuple[str, float], ...] = ()
 
     @property
     def timed_out(self) -> bool:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from acr_bot.domain import TestCounts, TestRun
 from acr_bot.verify.baselines import KEEP_DAYS, BaselineCache, baseline_key, baseline_run
 
 RUN = TestRun("python -m pytest -q", 1, 12.5, "1 failed, 2 passed", TestCounts(2, 1, 0, 0),
-              frozenset({"t::a", "t::b"}), frozenset({"t::c"}), frozenset())
+              frozenset({"t::a", "t::b"}), frozenset({"t::c"}), frozenset(),
+              test_seconds=(("t", 0.25),))  # the first tier's budget reads them
 
 
 def test_a_run_comes_back_as_it_was_stored(tmp_path: Path) -> None:
@@ -21,6 +24,16 @@ def test_a_run_comes_back_as_it_was_stored(tmp_path: Path) -> None:
     assert cache.put(key, RUN)
     assert cache.get(key) == RUN
     assert [p.name for p in (tmp_path / "c").iterdir()] == [f"{key}.json.gz"]  # no temp left
+
+
+def test_an_entry_written_before_a_field_existed_still_loads(tmp_path: Path) -> None:
+    """A cache kept between jobs (actions/cache) outlives a bot upgrade: an entry without
+    test_seconds is a baseline without times (no first-tier budget), not a miss."""
+    old = {"format": 1, "saved": time.time(), "command": RUN.command, "exit_code": 1,
+           "seconds": 12.5, "output": RUN.output, "counts": {"passed": 2, "failed": 1},
+           "passed_ids": ["t::a", "t::b"], "failed_ids": ["t::c"], "skipped_ids": []}
+    (tmp_path / "k.json.gz").write_bytes(gzip.compress(json.dumps(old).encode()))
+    assert BaselineCache(tmp_path).get("k") == replace(RUN, test_seconds=())
 
 
 def test_the_key_is_the_commit_the_command_the_setup_and_the_sandbox() -> None:

@@ -19,9 +19,11 @@ from acr_bot.verify.local import LocalSandbox
 from acr_bot.verify.process import run_command
 from acr_bot.verify.testresults import parse_unittest
 from acr_bot.verify.tiers import (
+    FIRST_TIER_SHARE,
     Deadline,
     OutOfTime,
     TierOptions,
+    affordable,
     failed_in_tier,
     first_tier,
     run_first_tier,
@@ -97,6 +99,41 @@ def test_named_tests_run_before_the_related_modules(tmp_path: Path) -> None:
     run, reason, times = run_first_tier(steps, runner(tmp_path, ran))
     assert len(ran) == 2 and [t.result for t in times] == ["1 passed", "1 passed, 1 failed"]
     assert run is not None and "tests.test_labels::test_label" in reason
+
+
+def test_the_related_tests_keep_to_a_share_of_the_baselines_time(tmp_path: Path) -> None:
+    """By the baseline's JUnit times: the module whose tests took a second stays out of the
+    first tier (the full suite runs it), the quick one runs, in one process; without times
+    both run, as the command has them."""
+    slow = ("import time\nfrom shop.prices import price\n\n\ndef test_slowly():\n"
+            "    time.sleep(1.0)\n    assert price(1) == 2\n")
+    paths = sorted({*project(tmp_path, **{"tests/test_prices_slow.py": slow}),
+                    "tests/test_prices_slow.py"})
+    command = f"{COMMAND} -n 2"
+    baseline = run_command(COMMAND, tmp_path, timeout=120, env=ENV, max_output=20_000)
+    times = dict(baseline.test_seconds)
+    assert times["tests.test_prices_slow"] >= 1.0 > times["tests.test_prices"]
+    assert baseline.seconds * FIRST_TIER_SHARE < 1.0  # the slow module cannot fit
+    [step] = first_tier(tmp_path, paths, ["shop/prices.py"], command, baseline=baseline)
+    assert step.command == f"{command} tests/test_prices.py -n 0"
+    assert step.size == "1 test module importing shop.prices (+1 more left to the full suite)"
+    [step] = first_tier(tmp_path, paths, ["shop/prices.py"], command)
+    assert step.command == f"{command} tests/test_prices.py tests/test_prices_slow.py"
+
+
+def test_no_budget_when_the_baselines_times_name_none_of_the_modules() -> None:
+    """Times from another layout (or none: Django's runner, an old cached baseline) leave the
+    related modules as they were, workers and all; a module the times miss counts as free."""
+    modules = ["tests/test_a.py", "tests/test_b.py", "tests/test_new.py"]
+    foreign = TestRun("pytest", 0, 100.0, "", test_seconds=(("sub.tests.test_a", 9.0),))
+    assert affordable(modules, foreign) is None
+    assert affordable(modules, TestRun("pytest", 0, 100.0, "")) is None
+    assert affordable(modules, None) is None
+    timed = TestRun("pytest", 0, 100.0, "", test_seconds=(
+        ("tests.test_a", 4.0), ("tests.test_a.TestX", 0.5), ("tests.test_b", 1.0),
+        ("tests.test_ab", 50.0)))  # a prefix of the name is another module
+    assert affordable(modules, timed) == (["tests/test_a.py", "tests/test_new.py"], 1)
+    assert affordable(modules, timed, share=0.06) == (modules, 0)
 
 
 def test_no_first_tier_for_a_command_that_cannot_be_narrowed_or_no_importer(

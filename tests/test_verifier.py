@@ -543,3 +543,19 @@ def test_parse_junit_handles_broken_files_and_collection_errors(tmp_path: Path) 
     assert results.counts == Counts(skipped=1, errors=2)
     assert results.failed_ids == {"tests.test_a::test_y"}
     assert results.skipped_ids == {"tests.test_a::test_x"}
+
+
+def test_parse_junit_sums_each_classnames_time(tmp_path: Path) -> None:
+    """What the first tier's budget reads: seconds per JUnit classname; a time that is missing
+    or not a finite number counts as 0."""
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuite><testcase classname="t.test_a" name="x" time="0.5"/>'
+        '<testcase classname="t.test_a" name="y" time="1.25"/>'
+        '<testcase classname="t.test_a.TestC" name="z" time="nan"/>'
+        '<testcase classname="t.test_b" name="w" time="soon"/>'
+        '<testcase classname="t.test_b" name="v"/></testsuite>'
+    )
+    results = parse_junit(junit)
+    assert results is not None
+    assert dict(results.seconds) == {"t.test_a": 1.75, "t.test_a.TestC": 0.0, "t.test_b": 0.0}

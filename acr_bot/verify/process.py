@@ -126,6 +126,7 @@ def test_run(
         failed_ids=results.failed_ids,
         skipped_ids=results.skipped_ids,
         messages=results.messages,
+        test_seconds=results.seconds,
     )
 
 

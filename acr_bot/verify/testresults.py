@@ -30,6 +30,7 @@ class Results:
     failed_ids: frozenset[str] = frozenset()  # failures and errors
     skipped_ids: frozenset[str] = frozenset()
     messages: tuple[tuple[str, str], ...] = ()  # (test id or uncollectable module, message)
+    seconds: tuple[tuple[str, float], ...] = ()  # (JUnit classname, its tests' seconds)
 
     def __add__(self, other: Results) -> Results:
         """Both runs' results together (two runners in one command)."""
@@ -43,6 +44,7 @@ class Results:
             self.failed_ids | other.failed_ids,
             self.skipped_ids | other.skipped_ids,
             self.messages + other.messages,
+            self.seconds + other.seconds,
         )
 
 
@@ -58,10 +60,13 @@ def parse_junit(path: Path) -> Results | None:
         return None
     statuses: dict[str, str] = {}
     messages: dict[str, str] = {}
+    seconds: dict[str, float] = {}
     anonymous_errors = 0
     for case in root.iter("testcase"):
         status = _case_status(case)
         classname, name = case.get("classname", ""), case.get("name", "")
+        if classname:
+            seconds[classname] = seconds.get(classname, 0.0) + _seconds(case)
         test_id = f"{classname}::{name}" if classname else name
         if status in ("failed", "error") and len(messages) < _MAX_MESSAGES:
             messages.setdefault(test_id, _message(case))
@@ -75,7 +80,16 @@ def parse_junit(path: Path) -> Results | None:
             statuses[test_id] = status
     results = _from_statuses(statuses, anonymous_errors)
     return Results(results.counts, results.passed_ids, results.failed_ids, results.skipped_ids,
-                   tuple(messages.items()))
+                   tuple(messages.items()), tuple((c, round(t, 3)) for c, t in seconds.items()))
+
+
+def _seconds(case: ET.Element) -> float:
+    """A <testcase>'s time attribute (0 when missing or not a finite number)."""
+    try:
+        value = float(case.get("time", "0"))
+    except ValueError:
+        return 0.0
+    return value if 0 <= value < float("inf") else 0.0
 
 
 _MAX_MESSAGES = 200  # failure messages kept per run (a run where everything fails has enough)

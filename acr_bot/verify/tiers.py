@@ -2,7 +2,9 @@
 once, only for a candidate that passed them.
 
 Tier 1a runs the tests the task names (pytest ids known at the baseline); tier 1b the test
-modules that import a changed module (verify/selection.py). A tier can only reject: a test that
+modules that import a changed module (verify/selection.py), as many as fit FIRST_TIER_SHARE of
+the baseline's time by its JUnit times, in one process (for an accepted change a first tier is
+pure cost: the full suite runs those tests again). A tier can only reject: a test that
 fails there would fail in the full suite too, which must be green to accept. When a tier cannot
 run (a command that cannot be narrowed, no test selected) it is skipped, never trusted. Tier 2
 is the repository's full test command, judged against the baseline by the usual rules.
@@ -25,6 +27,9 @@ from acr_bot.verify.runners import narrow, single_process
 from acr_bot.verify.selection import DEFAULT_LIMIT, select_tests
 from acr_bot.verify.testresults import describe_counts, parse_unittest
 
+# The related tests may cost this share of the baseline's time (by its JUnit times): a first
+# tier pays off only when it is small next to the full suite an accepted change runs anyway.
+FIRST_TIER_SHARE = 0.05
 SUITE_MARGIN = 1.1  # the full suite may take this much longer than at the baseline
 SUITE_SLACK_S = 60.0  # plus this, for copying the tree back, the PR and the memory push
 
@@ -102,7 +107,7 @@ def tiered_run(baseline: TestRun, root: Path, paths: Sequence[str], code: Sequen
     options = options or TierOptions()
     times: tuple[TierTime, ...] = ()
     if options.first_tier:
-        steps = first_tier(root, paths, code, command, named, options.limit)
+        steps = first_tier(root, paths, code, command, named, options.limit, baseline)
         failed, rejection, times = run_first_tier(steps, run, options.echo)
         if failed is not None:
             return Tiered(failed, rejection, times)
@@ -121,20 +126,58 @@ class Step:
 
 
 def first_tier(root: Path, paths: Sequence[str], code: Sequence[str], command: str,
-               named: Sequence[str] = (), limit: int = DEFAULT_LIMIT) -> list[Step]:
-    """The first-tier runs for a change to `code` (paths) in the tree at `root`."""
+               named: Sequence[str] = (), limit: int = DEFAULT_LIMIT,
+               baseline: TestRun | None = None) -> list[Step]:
+    """The first-tier runs for a change to `code` (paths) in the tree at `root`; with the
+    `baseline`'s JUnit times, only the related modules that fit FIRST_TIER_SHARE of its time."""
     selection = select_tests(paths, code, lambda p: _read(root / p), named=named, limit=limit,
                              grep=lambda words, files: _grep(root, words, files))
     steps = []
     if selection.named and (narrowed := narrow(command, selection.named)):
         steps.append(Step("named tests", single_process(narrowed),
                           _count(len(selection.named), "named test")))
-    if selection.modules and (narrowed := narrow(command, selection.modules)):
-        size = _count(len(selection.modules), "test module")
-        more = f" (+{selection.dropped} more left to the full suite)" if selection.dropped else ""
+    budgeted = affordable(selection.modules, baseline)
+    modules, over = budgeted or (list(selection.modules), 0)
+    if modules and (narrowed := narrow(command, modules)):
+        size = _count(len(modules), "test module")
+        dropped = selection.dropped + over
+        more = f" (+{dropped} more left to the full suite)" if dropped else ""
+        # Kept within the budget, they run in one process: workers would each import the
+        # project first, which costs more than they save on a few seconds of tests.
+        if budgeted is not None:
+            narrowed = single_process(narrowed)
         steps.append(Step("related tests", narrowed, f"{size} importing "
                           f"{', '.join(selection.changed)}{more}"))
     return steps
+
+
+def affordable(modules: Sequence[str], baseline: TestRun | None,
+               share: float = FIRST_TIER_SHARE) -> tuple[list[str], int] | None:
+    """`modules` (in their order) whose tests took together at most `share` of the
+    `baseline`'s time, by its JUnit times, and how many were left out. None (no budget) when
+    those times name none of the modules: no JUnit (Django's runner, an old cached baseline),
+    or names that are not the modules' paths (a command that starts with `cd DIR &&`). A
+    module they do not name (it failed to collect, or is new) counts as free."""
+    times = dict(baseline.test_seconds) if baseline is not None else {}
+    costs = [module_seconds(module, times) for module in modules]
+    if baseline is None or all(cost is None for cost in costs):
+        return None
+    budget, spent, kept = share * baseline.seconds, 0.0, []
+    for module, cost in zip(modules, costs, strict=True):
+        if spent + (cost or 0.0) <= budget:
+            kept.append(module)
+            spent += cost or 0.0
+    return kept, len(modules) - len(kept)
+
+
+def module_seconds(module: str, times: dict[str, float]) -> float | None:
+    """The seconds the tests of `module` (a repository path) took, None when `times` does not
+    name it: JUnit names them by the dotted path (tests/test_x.py -> tests.test_x, then
+    .Class for a class's tests)."""
+    dotted = module.removesuffix(".py").replace("/", ".")
+    found = [seconds for name, seconds in times.items()
+             if name == dotted or name.startswith(dotted + ".")]
+    return sum(found) if found else None
 
 
 def run_first_tier(steps: Sequence[Step], run: Callable[[str], TestRun],
