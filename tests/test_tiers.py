@@ -121,6 +121,38 @@ def test_the_related_tests_keep_to_a_share_of_the_baselines_time(tmp_path: Path)
     assert step.command == f"{command} tests/test_prices.py tests/test_prices_slow.py"
 
 
+@pytest.mark.parametrize(("named_s", "related"), [
+    (0.5, "2 test modules importing shop.labels"),
+    (1.2, "1 test module importing shop.labels (+1 more left to the full suite)"),
+    (2.5, None)])
+def test_the_named_tests_run_counts_against_the_related_tests_budget(
+        tmp_path: Path, named_s: float, related: str | None) -> None:
+    """Budget 5 s (5 % of 100 s); the related modules took 1 s and 2 s by JUnit. The named
+    tests' run is mostly a start: it counts, and the related run's start as much again."""
+    more = "from shop.labels import label\n\n\ndef test_more():\n    assert label(2)\n"
+    paths = sorted({*project(tmp_path, **{"tests/test_labels_more.py": more}),
+                    "tests/test_labels_more.py"})
+    baseline = TestRun(COMMAND, 0, 100.0, "", test_seconds=(
+        ("tests.test_labels", 1.0), ("tests.test_labels_more", 2.0)))
+    steps = first_tier(tmp_path, paths, ["shop/labels.py"], COMMAND,
+                       named=["tests/test_labels.py::test_other"], baseline=baseline)
+    assert [s.size for s in steps] == ["1 named test", "2 test modules importing shop.labels"]
+    ran: list[str] = []
+    echoed: list[str] = []
+
+    def run(command: str) -> TestRun:
+        ran.append(command)
+        return TestRun(command, 0, named_s, "", TestCounts(passed=1))
+
+    failed, _, times = run_first_tier(steps, run, echoed.append)
+    assert failed is None and [t.name for t in times][:1] == ["named tests"]
+    if related is None:
+        assert len(ran) == 1 and "none within the first tier's share" in echoed[-1]
+    else:
+        assert len(ran) == 2 and echoed[-1] == f"  tier 1 (related tests): {related}"
+        assert ran[1].startswith(f"{COMMAND} tests/test_labels.py")
+
+
 def test_no_budget_when_the_baselines_times_name_none_of_the_modules() -> None:
     """Times from another layout (or none: Django's runner, an old cached baseline) leave the
     related modules as they were, workers and all; a module the times miss counts as free."""

@@ -3,8 +3,9 @@ once, only for a candidate that passed them.
 
 Tier 1a runs the tests the task names (pytest ids known at the baseline); tier 1b the test
 modules that import a changed module (verify/selection.py), as many as fit FIRST_TIER_SHARE of
-the baseline's time by its JUnit times, in one process (for an accepted change a first tier is
-pure cost: the full suite runs those tests again). A tier can only reject: a test that
+the baseline's time by its JUnit times, less what the named tests' run took and as much again
+for this run's own start, in one process (for an accepted change a first tier is pure cost: the
+full suite runs those tests again). A tier can only reject: a test that
 fails there would fail in the full suite too, which must be green to accept. When a tier cannot
 run (a command that cannot be narrowed, no test selected) it is skipped, never trusted. Tier 2
 is the repository's full test command, judged against the baseline by the usual rules.
@@ -17,14 +18,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from acr_bot.domain import TestCounts, TestRun, TierTime
 from acr_bot.errors import AcrError, GitError
 from acr_bot.gitrepo import git
 from acr_bot.verify.runners import narrow, single_process
-from acr_bot.verify.selection import DEFAULT_LIMIT, select_tests
+from acr_bot.verify.selection import DEFAULT_LIMIT, Selection, select_tests
 from acr_bot.verify.testresults import describe_counts, parse_unittest
 
 # The related tests may cost this share of the baseline's time (by its JUnit times): a first
@@ -123,6 +124,8 @@ class Step:
     name: str
     command: str
     size: str  # what it runs, for the console: "2 named tests", "5 test modules"
+    # The step again once the runs before it took these seconds (None: nothing fits any more)
+    replan: Callable[[float], Step | None] | None = None
 
 
 def first_tier(root: Path, paths: Sequence[str], code: Sequence[str], command: str,
@@ -136,37 +139,51 @@ def first_tier(root: Path, paths: Sequence[str], code: Sequence[str], command: s
     if selection.named and (narrowed := narrow(command, selection.named)):
         steps.append(Step("named tests", single_process(narrowed),
                           _count(len(selection.named), "named test")))
-    budgeted = affordable(selection.modules, baseline)
-    modules, over = budgeted or (list(selection.modules), 0)
-    if modules and (narrowed := narrow(command, modules)):
-        size = _count(len(modules), "test module")
-        dropped = selection.dropped + over
-        more = f" (+{dropped} more left to the full suite)" if dropped else ""
-        # Kept within the budget, they run in one process: workers would each import the
-        # project first, which costs more than they save on a few seconds of tests.
-        if budgeted is not None:
-            narrowed = single_process(narrowed)
-        steps.append(Step("related tests", narrowed, f"{size} importing "
-                          f"{', '.join(selection.changed)}{more}"))
+    if (related := _related(selection, command, baseline)) is not None:
+        if steps and affordable(selection.modules, baseline) is not None:
+            # The named tests' run is mostly the start (the interpreter, the project's import):
+            # it counts against the budget, and so does the related run's own start, alike.
+            related = replace(related, replan=lambda spent: _related(
+                selection, command, baseline, spent=2 * spent))
+        steps.append(related)
     return steps
 
 
+def _related(selection: Selection, command: str, baseline: TestRun | None,
+             spent: float = 0.0) -> Step | None:
+    """The related modules' run: those within the budget (less `spent`), in one process."""
+    budgeted = affordable(selection.modules, baseline, spent=spent)
+    modules, over = budgeted or (list(selection.modules), 0)
+    if not modules or not (narrowed := narrow(command, modules)):
+        return None
+    size = _count(len(modules), "test module")
+    dropped = selection.dropped + over
+    more = f" (+{dropped} more left to the full suite)" if dropped else ""
+    # Kept within the budget, they run in one process: workers would each import the
+    # project first, which costs more than they save on a few seconds of tests.
+    if budgeted is not None:
+        narrowed = single_process(narrowed)
+    return Step("related tests", narrowed,
+                f"{size} importing {', '.join(selection.changed)}{more}")
+
+
 def affordable(modules: Sequence[str], baseline: TestRun | None,
-               share: float = FIRST_TIER_SHARE) -> tuple[list[str], int] | None:
+               share: float = FIRST_TIER_SHARE, spent: float = 0.0,
+               ) -> tuple[list[str], int] | None:
     """`modules` (in their order) whose tests took together at most `share` of the
-    `baseline`'s time, by its JUnit times, and how many were left out. None (no budget) when
-    those times name none of the modules: no JUnit (Django's runner, an old cached baseline),
-    or names that are not the modules' paths (a command that starts with `cd DIR &&`). A
-    module they do not name (it failed to collect, or is new) counts as free."""
+    `baseline`'s time less `spent`, by its JUnit times, and how many were left out. None (no
+    budget) when those times name none of the modules: no JUnit (Django's runner, an old
+    cached baseline), or names that are not the modules' paths (a command that starts with
+    `cd DIR &&`). A module they do not name (it failed to collect, or is new) counts as free."""
     times = dict(baseline.test_seconds) if baseline is not None else {}
     costs = [module_seconds(module, times) for module in modules]
     if baseline is None or all(cost is None for cost in costs):
         return None
-    budget, spent, kept = share * baseline.seconds, 0.0, []
+    budget, kept = share * baseline.seconds - spent, []
     for module, cost in zip(modules, costs, strict=True):
-        if spent + (cost or 0.0) <= budget:
+        if (cost or 0.0) <= budget:
             kept.append(module)
-            spent += cost or 0.0
+            budget -= cost or 0.0
     return kept, len(modules) - len(kept)
 
 
@@ -185,8 +202,14 @@ def run_first_tier(steps: Sequence[Step], run: Callable[[str], TestRun],
                    ) -> tuple[TestRun | None, str, tuple[TierTime, ...]]:
     """Run `steps` in order; stop at the first with a failed test. Returns that run and the
     rejection (or None and ""), and each run's time."""
-    times = []
-    for step in steps:
+    times: list[TierTime] = []
+    for planned in steps:
+        spent = sum(t.seconds for t in times)
+        step = planned.replan(spent) if planned.replan and times else planned
+        if step is None:
+            echo(f"  tier 1 ({planned.name}): none within the first tier's share of the "
+                 "baseline's time, all left to the full suite")
+            continue
         echo(f"  tier 1 ({step.name}): {step.size}")
         result = run(step.command)
         times.append(TierTime(step.name, result.seconds, tier_result(result)))
