@@ -104,6 +104,10 @@ def test_only_the_changes_move_after_the_first_sync(space, tmp_path) -> None:
     tree = tree_of(tmp_path)
     for i in range(300):
         (tree / "pkg" / f"m{i}.py").write_text(f"M = {i}\n")
+    # Past the racy window before each manifest: a file written within RACY_S of the first
+    # sync's manifest is copied again by the next sync, by design (copy too much, never too
+    # little), and that is not what this test is about.
+    time.sleep(0.2)
     run(space, tree, "true")
     before = {p: (space.work / p).stat().st_ino for p in ("pkg/m1.py", "pkg/m2.py")}
     time.sleep(0.2)  # past the racy window: an untouched file keeps its inode in the copy

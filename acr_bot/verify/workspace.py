@@ -129,6 +129,10 @@ class Workspace:
         else:
             self._sync_all(tree, git)
         self._synced = _Synced(tree, now, git is not None)
+        # The stamp leads the command by a clock tick, so the copy's own last writes must be
+        # older than it: otherwise `find -cnewer` takes them for the command's, and they come
+        # back into the tree as changed (new inodes, copied in again by the next sync).
+        time.sleep(_STAMP_LEAD_NS / 1e9)
         stamp = time.time_ns() - _STAMP_LEAD_NS
         os.utime(self.stamp, ns=(stamp, stamp))
 
