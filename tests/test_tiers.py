@@ -19,6 +19,7 @@ from acr_bot.verify.local import LocalSandbox
 from acr_bot.verify.process import run_command
 from acr_bot.verify.testresults import parse_unittest
 from acr_bot.verify.tiers import (
+    FIRST_TIER_MAX_S,
     FIRST_TIER_SHARE,
     Deadline,
     OutOfTime,
@@ -166,6 +167,10 @@ def test_no_budget_when_the_baselines_times_name_none_of_the_modules() -> None:
         ("tests.test_ab", 50.0)))  # a prefix of the name is another module
     assert affordable(modules, timed) == (["tests/test_a.py", "tests/test_new.py"], 1)
     assert affordable(modules, timed, share=0.06) == (modules, 0)
+    # A suite of an hour: 5 % would be three minutes, the budget stays at FIRST_TIER_MAX_S.
+    hour = replace(timed, seconds=3600.0, test_seconds=(
+        ("tests.test_a", FIRST_TIER_MAX_S - 1.0), ("tests.test_b", 2.0), ("tests.test_ab", 1.0)))
+    assert affordable(modules, hour) == (["tests/test_a.py", "tests/test_new.py"], 1)
 
 
 def test_no_first_tier_for_a_command_that_cannot_be_narrowed_or_no_importer(

@@ -31,6 +31,9 @@ from acr_bot.verify.testresults import describe_counts, parse_unittest
 # The related tests may cost this share of the baseline's time (by its JUnit times): a first
 # tier pays off only when it is small next to the full suite an accepted change runs anyway.
 FIRST_TIER_SHARE = 0.05
+# And at most this many seconds, whatever the suite's size: the first tier is there to reject
+# a wrong change fast (on sympy's whole suite, 5 % would be over two minutes).
+FIRST_TIER_MAX_S = 30.0
 SUITE_MARGIN = 1.1  # the full suite may take this much longer than at the baseline
 SUITE_SLACK_S = 60.0  # plus this, for copying the tree back, the PR and the memory push
 
@@ -171,7 +174,7 @@ def affordable(modules: Sequence[str], baseline: TestRun | None,
                share: float = FIRST_TIER_SHARE, spent: float = 0.0,
                ) -> tuple[list[str], int] | None:
     """`modules` (in their order) whose tests took together at most `share` of the
-    `baseline`'s time less `spent`, by its JUnit times, and how many were left out. None (no
+    `baseline`'s time (FIRST_TIER_MAX_S at most) less `spent`, by its JUnit times, and how many were left out. None (no
     budget) when those times name none of the modules: no JUnit (Django's runner, an old
     cached baseline), or names that are not the modules' paths (a command that starts with
     `cd DIR &&`). A module they do not name (it failed to collect, or is new) counts as free."""
@@ -179,7 +182,7 @@ def affordable(modules: Sequence[str], baseline: TestRun | None,
     costs = [module_seconds(module, times) for module in modules]
     if baseline is None or all(cost is None for cost in costs):
         return None
-    budget, kept = share * baseline.seconds - spent, []
+    budget, kept = min(share * baseline.seconds, FIRST_TIER_MAX_S) - spent, []
     for module, cost in zip(modules, costs, strict=True):
         if (cost or 0.0) <= budget:
             kept.append(module)
