@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from acr_bot.domain import Attempt, Decision, FixResult, Record, Task, TestRun
-from acr_bot.verify.testresults import describe_counts
+from acr_bot.verify.judge import describe_counts
 
 
 def clip(text: str, limit: int) -> str:

@@ -18,7 +18,7 @@ from acr_bot.domain import Attempt, TestCounts, TestRun
 from acr_bot.fixing import edits
 from acr_bot.gitrepo import git
 from acr_bot.report import attempts_table, clip, run_summary
-from acr_bot.verify.testresults import judge
+from acr_bot.verify.judge import judge
 from tests.support import calc
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -18,6 +18,8 @@ from acr_bot.errors import VerifyError
 from acr_bot.gitrepo import base_repository
 from acr_bot.secrets import is_credential, scrub_env
 from acr_bot.verify.isolation import SandboxUser, protect, sandbox_user
+from acr_bot.verify.judge import failure_feedback, judge
+from acr_bot.verify.process import OutputBuffer, clean_output, run_command, run_shell, test_run
 from acr_bot.verify.reach import check_reach, needed_paths
 from acr_bot.verify.workspace import (
     PlainCopy,
@@ -26,8 +28,6 @@ from acr_bot.verify.workspace import (
     isolated_exec,
     isolated_run,
 )
-from acr_bot.verify.process import OutputBuffer, clean_output, run_command, run_shell, test_run
-from acr_bot.verify.testresults import failure_feedback, judge
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,10 @@ from pathlib import Path
 from acr_bot.domain import TestCounts, TestRun, TierTime
 from acr_bot.errors import AcrError, GitError
 from acr_bot.gitrepo import git
+from acr_bot.verify.judge import describe_counts
 from acr_bot.verify.runners import narrow, single_process
 from acr_bot.verify.selection import DEFAULT_LIMIT, Selection, select_tests
-from acr_bot.verify.testresults import describe_counts, parse_unittest
+from acr_bot.verify.testresults import parse_unittest
 
 # The related tests may cost this share of the baseline's time (by its JUnit times): a first
 # tier pays off only when it is small next to the full suite an accepted change runs anyway.

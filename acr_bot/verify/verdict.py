@@ -26,6 +26,8 @@ from pathlib import Path
 from acr_bot.domain import TestRun, TierTime, Verdict
 from acr_bot.fixing.indent import python_syntax_error
 from acr_bot.gitrepo import Worktree
+from acr_bot.verify import reproduction
+from acr_bot.verify.judge import describe_counts
 from acr_bot.verify.local import Sandbox, judge, src_layout
 from acr_bot.verify.patch import (
     PatchSplit,
@@ -34,11 +36,10 @@ from acr_bot.verify.patch import (
     original_tests,
     split_patch,
 )
-from acr_bot.verify import reproduction
-from acr_bot.verify.testresults import describe_counts, node_ids
 from acr_bot.verify.runners import narrow
 from acr_bot.verify.selection import is_test_module
-from acr_bot.verify.tiers import Tiered, TierOptions, tiered_run, tier_result
+from acr_bot.verify.testresults import node_ids
+from acr_bot.verify.tiers import Tiered, TierOptions, tier_result, tiered_run
 
 _SHOWN = 5
 

@@ -39,7 +39,7 @@ from acr_bot.verify.isolation import (
 )
 from acr_bot.verify.process import execute, test_run, with_junit
 from acr_bot.verify.testresults import Results, parse_junit, parse_output
-from acr_bot.verify.treesync import Manifest, apply_back, changes, manifest, walk
+from acr_bot.verify.treesync import Manifest, apply_back, changes, manifest
 
 log = logging.getLogger(__name__)
 _SYNC_TIMEOUT = 600.0
