@@ -4,9 +4,11 @@ them)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from acr_bot.domain import TestCounts, TestRun, Verdict
 
-_SHOWN_IDS = 5
+SHOWN = 5  # ids or paths named in one line; the rest are counted
 
 
 def judge(baseline: TestRun, after: TestRun) -> Verdict:
@@ -30,7 +32,7 @@ def _exit_problem(baseline: TestRun, after: TestRun) -> str | None:
         return None
     head = f"exit {after.exit_code}"
     if after.failed_ids:
-        return f"{head}; {len(after.failed_ids)} failed: {_some(after.failed_ids)}"
+        return f"{head}; {len(after.failed_ids)} failed: {some(sorted(after.failed_ids))}"
     if after.counts is None:
         return f"{head}; no test results could be read"
     if after.counts.failed or after.counts.errors:
@@ -60,11 +62,12 @@ def _id_problem(baseline: TestRun, after: TestRun) -> str | None:
         return None  # the runner names no tests: counts decide
     if broken := baseline.passed_ids & after.failed_ids:
         fail = _verb(broken, "fail")
-        return f"{_tests(len(broken))} that passed before now {fail}: {_some(broken)}"
+        return f"{_tests(len(broken))} that passed before now {fail}: {some(sorted(broken))}"
     if gone := _gone(baseline, after):
         return gone
     if after.failed_ids:
-        return f"exit 0 but {_tests(len(after.failed_ids))} failed: {_some(after.failed_ids)}"
+        failed = some(sorted(after.failed_ids))
+        return f"exit 0 but {_tests(len(after.failed_ids))} failed: {failed}"
     return None
 
 
@@ -75,7 +78,7 @@ def _gone(baseline: TestRun, after: TestRun) -> str | None:
     if not gone:
         return None
     were = "were" if len(gone) > 1 else "was"
-    return f"{_tests(len(gone))} that ran before {were} skipped or removed: {_some(gone)}"
+    return f"{_tests(len(gone))} that ran before {were} skipped or removed: {some(sorted(gone))}"
 
 
 def _count_problem(baseline: TestRun, after: TestRun) -> str | None:
@@ -122,11 +125,10 @@ def _verb(ids: frozenset[str], verb: str) -> str:
     return f"{verb}s" if len(ids) == 1 else verb
 
 
-def _some(ids: frozenset[str], shown: int = _SHOWN_IDS) -> str:
-    """The first few ids, sorted, and how many more there are."""
-    ordered = sorted(ids)
-    more = f", ... (+{len(ordered) - shown} more)" if len(ordered) > shown else ""
-    return ", ".join(ordered[:shown]) + more
+def some(items: Sequence[str], shown: int = SHOWN) -> str:
+    """The first few items, in their order, and how many more there are (ids, paths...)."""
+    more = f", ... (+{len(items) - shown} more)" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
 
 
 def failure_feedback(verdict: Verdict, limit: int = 6000) -> str:

@@ -21,9 +21,10 @@ from dataclasses import dataclass, replace
 
 from acr_bot.domain import TestRun
 from acr_bot.gitrepo import Worktree
+from acr_bot.verify.judge import some
 from acr_bot.verify.local import Sandbox
 from acr_bot.verify.patch import PatchSplit, at_base, base_text, is_test_config, is_test_path
-from acr_bot.verify.testresults import node_ids
+from acr_bot.verify.testresults import RAISED, in_module, node_ids
 
 # An import that fails because the name the issue asks for is not there yet: that is the
 # missing behaviour, so it counts (a syntax error, or any other import failure, does not).
@@ -302,7 +303,7 @@ def _raised(message: str) -> str:
 
 
 def _first_raised(output: str) -> str:
-    match = re.search(r"^E\s+(\S.*)$", output, re.MULTILINE) or re.search(
+    match = RAISED.search(output) or re.search(
         r"^\s*(?:Error|AssertionError|expected)\b.*$", output, re.MULTILINE)
     return match[1] if match and match.groups() else (match[0] if match else "")
 
@@ -310,9 +311,8 @@ def _first_raised(output: str) -> str:
 def _under(test_id: str, modules: Sequence[str]) -> bool:
     """Whether a JUnit id (`tests.test_x.TestC::test_y`) is in one of the dotted `modules`."""
     classname = test_id.split("::", 1)[0]
-    return any(classname == m or classname.startswith(m + ".") for m in modules)
+    return any(in_module(classname, m) for m in modules)
 
 
-def _some(items: Sequence[str], shown: int = 3) -> str:
-    more = f", ... (+{len(items) - shown} more)" if len(items) > shown else ""
-    return ", ".join(items[:shown]) + more
+def _some(items: Sequence[str]) -> str:
+    return some(items, shown=3)

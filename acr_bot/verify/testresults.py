@@ -95,7 +95,8 @@ def _seconds(case: ET.Element) -> float:
 
 _MAX_MESSAGES = 200  # failure messages kept per run (a run where everything fails has enough)
 _MESSAGE_CHARS = 2_000
-_RAISED = re.compile(r"^E\s+(\S.*)$", re.MULTILINE)
+# The lines pytest writes for what was raised (`E   AssertionError: ...`).
+RAISED = re.compile(r"^E\s+(\S.*)$", re.MULTILINE)
 
 
 def _message(case: ET.Element) -> str:
@@ -104,7 +105,7 @@ def _message(case: ET.Element) -> str:
     for child in case:
         if child.tag in ("failure", "error"):
             text = child.text or ""
-            raised = "\n".join(_RAISED.findall(text))
+            raised = "\n".join(RAISED.findall(text))
             return (raised or child.get("message", "") or text).strip()[:_MESSAGE_CHARS]
     return ""
 
@@ -296,3 +297,8 @@ def node_ids(node: str, ids: Iterable[str]) -> set[str]:
         if dotted == want or dotted.startswith((want + ".", want + "[")):
             out.add(test_id)
     return out
+
+
+def in_module(classname: str, module: str) -> bool:
+    """Whether a JUnit classname (`tests.test_x.TestC`) is the dotted `module` or lies in it."""
+    return classname == module or classname.startswith(module + ".")

@@ -27,7 +27,7 @@ from acr_bot.gitrepo import git
 from acr_bot.verify.judge import describe_counts
 from acr_bot.verify.runners import narrow, single_process
 from acr_bot.verify.selection import DEFAULT_LIMIT, Selection, select_tests
-from acr_bot.verify.testresults import parse_unittest
+from acr_bot.verify.testresults import in_module, parse_unittest
 
 # The related tests may cost this share of the baseline's time (by its JUnit times): a first
 # tier pays off only when it is small next to the full suite an accepted change runs anyway.
@@ -175,10 +175,11 @@ def affordable(modules: Sequence[str], baseline: TestRun | None,
                share: float = FIRST_TIER_SHARE, spent: float = 0.0,
                ) -> tuple[list[str], int] | None:
     """`modules` (in their order) whose tests took together at most `share` of the
-    `baseline`'s time (FIRST_TIER_MAX_S at most) less `spent`, by its JUnit times, and how many were left out. None (no
-    budget) when those times name none of the modules: no JUnit (Django's runner, an old
-    cached baseline), or names that are not the modules' paths (a command that starts with
-    `cd DIR &&`). A module they do not name (it failed to collect, or is new) counts as free."""
+    `baseline`'s time (FIRST_TIER_MAX_S at most) less `spent`, by its JUnit times, and how
+    many were left out. None (no budget) when those times name none of the modules: no JUnit
+    (Django's runner, an old cached baseline), or names that are not the modules' paths (a
+    command that starts with `cd DIR &&`). A module they do not name (it failed to collect,
+    or is new) counts as free."""
     times = dict(baseline.test_seconds) if baseline is not None else {}
     costs = [module_seconds(module, times) for module in modules]
     if baseline is None or all(cost is None for cost in costs):
@@ -196,8 +197,7 @@ def module_seconds(module: str, times: dict[str, float]) -> float | None:
     name it: JUnit names them by the dotted path (tests/test_x.py -> tests.test_x, then
     .Class for a class's tests)."""
     dotted = module.removesuffix(".py").replace("/", ".")
-    found = [seconds for name, seconds in times.items()
-             if name == dotted or name.startswith(dotted + ".")]
+    found = [seconds for name, seconds in times.items() if in_module(name, dotted)]
     return sum(found) if found else None
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from acr_bot.domain import TestRun, TierTime, Verdict
 from acr_bot.fixing.indent import python_syntax_error
 from acr_bot.gitrepo import Worktree
 from acr_bot.verify import reproduction
-from acr_bot.verify.judge import describe_counts
+from acr_bot.verify.judge import describe_counts, some
 from acr_bot.verify.local import Sandbox, judge, src_layout
 from acr_bot.verify.patch import (
     PatchSplit,
@@ -40,8 +40,6 @@ from acr_bot.verify.runners import narrow
 from acr_bot.verify.selection import is_test_module
 from acr_bot.verify.testresults import node_ids
 from acr_bot.verify.tiers import Tiered, TierOptions, tier_result, tiered_run
-
-_SHOWN = 5
 
 
 def verify_workspace(baseline: TestRun, tree: Worktree, sandbox: Sandbox, test_command: str, *,
@@ -123,9 +121,10 @@ def _suite(baseline: TestRun, tree: Worktree, sandbox: Sandbox, test_command: st
                                       second.seconds, tier_result(second)))
     if problem := _red(second):
         return Verdict(False, f"the original tests pass, but with the patch's own test changes "
-                       f"({_some(split.tests)}) {problem}", second, split.tests, times), second
+                       f"({some(sorted(split.tests))}) {problem}", second, split.tests,
+                       times), second
     return replace(verdict, tiers=times, reason=f"{verdict.reason}; tests changed too (the "
-                   f"changed tests also pass): {_some(split.tests)}"), second
+                   f"changed tests also pass): {some(sorted(split.tests))}"), second
 
 
 def _unreproduced(command: str, split: PatchSplit, found: reproduction.Probe,
@@ -142,8 +141,8 @@ def _reproduced(verdict: Verdict, found: reproduction.Reproduction) -> Verdict:
                        base_run=found.base_run)
     return replace(verdict, reproduction=found.tests, base_failure=found.base_failure,
                    base_run=found.base_run,
-                   reason=f"{verdict.reason}; reproduced: {_some(found.tests)} failed before the "
-                          "change and pass with it")
+                   reason=f"{verdict.reason}; reproduced: {some(sorted(found.tests))} failed "
+                          "before the change and pass with it")
 
 
 def _fixed_failures(baseline: TestRun, verdict: Verdict) -> Verdict:
@@ -197,8 +196,8 @@ def _not_run(command: str, split: PatchSplit, reason: str) -> Verdict:
 def _only_tests(split: PatchSplit) -> str:
     if not split.tests:
         return "the patch changes no file"
-    return (f"the patch changes only tests ({_some(split.tests)}) and no code: the verdict runs "
-            "the repository's original tests, so fix the code under test")
+    return (f"the patch changes only tests ({some(sorted(split.tests))}) and no code: the "
+            "verdict runs the repository's original tests, so fix the code under test")
 
 
 def _red(run: TestRun) -> str | None:
@@ -208,7 +207,7 @@ def _red(run: TestRun) -> str | None:
     failing = run.failed_ids or (run.counts and (run.counts.failed or run.counts.errors))
     if run.exit_code != 0 or failing:
         counts = f"; {describe_counts(run.counts)}" if run.counts else ""
-        names = f": {_some(run.failed_ids)}" if run.failed_ids else ""
+        names = f": {some(sorted(run.failed_ids))}" if run.failed_ids else ""
         return f"the tests fail (exit {run.exit_code}{counts}){names}"
     return None
 
@@ -247,7 +246,7 @@ def _required_problem(baseline: TestRun, run: TestRun, named: Sequence[str]) -> 
         if not ran:
             return f"{node} ({why}) did not run after the patch"
         if failed := ran & run.failed_ids:
-            return f"{node} ({why}) still fails: {_some(frozenset(failed))}"
+            return f"{node} ({why}) still fails: {some(sorted(failed))}"
     return None
 
 
@@ -319,9 +318,3 @@ def syntax_problem(tree: Worktree, paths: Sequence[str]) -> str | None:
         if problem and not python_syntax_error(path, base_text(tree, path) or ""):
             return problem
     return None
-
-
-def _some(paths: Iterable[str]) -> str:
-    ordered = sorted(paths)
-    more = f", ... (+{len(ordered) - _SHOWN} more)" if len(ordered) > _SHOWN else ""
-    return ", ".join(ordered[:_SHOWN]) + more
