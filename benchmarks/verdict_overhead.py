@@ -40,35 +40,12 @@ from acr_bot.gitrepo import Worktree, git  # noqa: E402
 from acr_bot.verify.patch import changed_paths, split_patch  # noqa: E402
 from acr_bot.verify.reproduction import reproduce  # noqa: E402
 from acr_bot.verify.verdict import verify_workspace  # noqa: E402
+# The bug, its fix and its upstream test, as the real-bug tests revert and replay them.
+from tests.test_real_repos import MI_BUGGY, MI_FILE, MI_FIXED  # noqa: E402
+from tests.test_reproduction_real import MI_TEST  # noqa: E402
 
 SDIST = ROOT / ".ci" / "cache" / "sdists" / "more_itertools-11.2.1.tar.gz"
-MI_FILE, MI_TESTS = "more_itertools/more.py", "tests/test_more.py"
-MI_FIXED = """        try:
-            it = iter(value)
-        except TypeError:
-            yield value
-        else:
-            yield from it
-"""
-MI_BUGGY = """        try:
-            yield from value
-        except TypeError:
-            yield value
-"""
-MI_TEST = """    def test_type_error_while_iterating(self):
-        # A TypeError raised while consuming an argument means the argument
-        # is broken, not that it is a scalar - it should propagate.
-        def gen():
-            yield 1
-            yield 2
-            raise TypeError('failure inside the iterable')
-
-        it = mi.value_chain(gen(), 3)
-        self.assertEqual([next(it), next(it)], [1, 2])
-        with self.assertRaises(TypeError):
-            next(it)
-
-"""
+MI_TESTS = "tests/test_more.py"
 
 GREEN = TestRun("pytest", 0, 0.0, "", counts=TestCounts(passed=10))
 
