@@ -26,6 +26,7 @@ from acr_bot.errors import VerifyError
 from acr_bot.gitrepo import base_repository
 from acr_bot.verify.process import OutputBuffer, test_run
 from acr_bot.verify.testresults import parse_junit, parse_output
+from acr_bot.verify.treesync import walk
 
 log = logging.getLogger(__name__)
 WORKDIR = "/workspace"
@@ -287,19 +288,11 @@ def _tree(container: Any) -> dict[str, bytes]:
 def _local_tree(root: Path) -> dict[str, bytes]:
     """`_tree` of the local `root` (what `_tar` puts in the container)."""
     files: dict[str, bytes] = {}
-    for folder, dirs, names in os.walk(root):
-        here = Path(folder)
-        if here == root:
-            dirs[:] = [d for d in dirs if d != ".git"]
-        for name in [*names, *(d for d in dirs if (here / d).is_symlink())]:
-            path = here / name
-            rel = str(path.relative_to(root))
-            if rel == ".git":
-                continue
-            if path.is_symlink():
-                files[rel] = b"L" + os.readlink(path).encode()
-            elif path.is_file():
-                files[rel] = b"F" + path.read_bytes()
+    for path, rel in walk(root):  # all but the top-level .git, links not followed
+        if path.is_symlink():
+            files[rel] = b"L" + os.readlink(path).encode()
+        elif path.is_file():
+            files[rel] = b"F" + path.read_bytes()
     return files
 
 
