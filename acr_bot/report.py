@@ -249,9 +249,9 @@ def job_summary(title: str, result: FixResult | None, extra: str = "") -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def result_json(result: Any) -> dict[str, Any]:
+def result_json(result: FixResult) -> dict[str, Any]:
     """The `fix --json` document (its schema is in the README)."""
-    def run(r: Any) -> dict[str, Any] | None:
+    def run(r: TestRun | None) -> dict[str, Any] | None:
         if r is None:
             return None
         return {"command": r.command, "exit_code": r.exit_code, "seconds": round(r.seconds, 3),
@@ -274,7 +274,7 @@ def result_json(result: Any) -> dict[str, Any]:
     }
 
 
-def decision_json(decision: Any) -> dict[str, Any]:
+def decision_json(decision: Decision) -> dict[str, Any]:
     """A routing decision in `fix --json` and `route --json`."""
     return {
         "model": decision.model, "policy": decision.policy, "reason": decision.reason,
