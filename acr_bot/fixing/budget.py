@@ -30,7 +30,9 @@ class DollarCap:
 
     def affordable(self, spent: float, out: Collection[str] = ()) -> list[str]:
         """Models (not `out`) whose worst-case next call still fits under the cap."""
-        over = self.over(spent, out)
+        return self._fit(self.over(spent, out), out)
+
+    def _fit(self, over: Collection[str], out: Collection[str]) -> list[str]:
         return [m for m in self.models if m not in out and m not in over]
 
     def say(self, spent: float, out: Collection[str] = (), first: bool = False) -> None:
@@ -43,7 +45,7 @@ class DollarCap:
                 self.told.add(model)
                 self.echo(f"cap: {model} is left out: its worst case ${cost:.4f} is over the "
                           f"${left:.4f} left of the ${self.limit:.2f} cap")
-        fit = [m for m in self.models if m not in over and m not in out]
+        fit = self._fit(over, out)
         if first and over and 0 < len(fit) < self.attempts:
             self.echo(f"cap: only {len(fit)} model(s) fit under the ${self.limit:.2f} cap "
                       f"({', '.join(fit)}) for up to {self.attempts} attempts: a model may be "
