@@ -14,7 +14,7 @@
 - `follow_the_leader`: SWE-bench, the fixed cascade best so far with every outcome revealed
   (full information), played row by row over the regret table's orders.
 - `ablations`: `learned` without its UCB bonus, lookahead, cascade conditioning, hardness
-  prior, relative cost kernel or change detection, and called as the fix loop called it before
+  prior, relative cost kernel, change posterior or change detection, and called as the fix loop called it before
   `routing/cascade.py` (no attempts left, no stop), on the regret table's streams.
 
     python benchmarks/routing_figures.py [--only NAME,...]  (default: all; see FIGURES)
@@ -166,6 +166,7 @@ def _variants() -> dict[str, Callable[[list[Any], float], Any]]:
             "no conditioning": knobs(solved_by_failed=1.0, unseen_by_failed=1.0),
             "no hardness prior": knobs(hardness=False),
             "no relative cost kernel": knobs(relative_cost=False),
+            "no change posterior": knobs(change_prior=0.0),
             "no change detection": knobs(detect=False),
             "old fix loop": knobs(OldLoop)}
 

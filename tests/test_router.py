@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from acr_bot.errors import ConfigError
 from acr_bot.memory.store import Memory, write
 from acr_bot.routing.base import Outcome, Policy, RouteTask, Tried
 from acr_bot.routing.features import extract
+from acr_bot.routing.learned import Knobs
 from acr_bot.routing.outcomes import Observation, observations
 from acr_bot.routing.registry import NAMES, make_policy
 
@@ -52,9 +53,11 @@ class Log:
         self.records: list[Record] = []
 
     def attempt(self, task_id: str, i: int, model: str, ok: bool, number: int = 1,
-                cost: float | None = None, lang: str = "python", kind: str = "bug") -> Record:
+                cost: float | None = None, lang: str = "python", kind: str = "bug",
+                run: str = "") -> Record:
         record = Record(id=f"r{len(self.records):05d}", kind="attempt",
                         ts=1_700_000_000 + len(self.records), task=task_id, model=model,
+                        run=run,
                         outcome="passed" if ok else "tests_failed",
                         features=features(i, lang, kind).compact(), attempt=number,
                         cost_usd=PRICES.get(model, 0.05) if cost is None else cost)
@@ -312,14 +315,15 @@ def test_a_strong_models_first_try_estimate_ignores_its_conditional_record() -> 
 
 
 def _hard_tasks_memory() -> list[Observation]:
-    """Every model tried on every task (full information): cheap solves the easy half;
-    strong solves every easy task and half the hard ones (75% overall, 50% once cheap failed)."""
+    """Every model tried on every task, each in a run of its own (full information, independent
+    tries): cheap solves the easy half; strong solves every easy task and half the hard ones
+    (75% overall, 50% once cheap failed); mid half the easy ones."""
     log = Log()
     for i in range(24):
         easy = i % 2 == 0
-        log.attempt(f"c{i}", i, "cheap", easy, cost=0.01)
-        log.attempt(f"s{i}", i, "strong", easy or i % 4 == 1, cost=0.3)
-        log.attempt(f"m{i}", i, "mid", easy and i % 4 == 0, cost=0.05)
+        log.attempt(f"h{i}", i, "cheap", easy, cost=0.01, run="cheap")
+        log.attempt(f"h{i}", i, "strong", easy or i % 4 == 1, cost=0.3, run="strong")
+        log.attempt(f"h{i}", i, "mid", easy and i % 4 == 0, cost=0.05, run="mid")
     return log.observations()
 
 
@@ -387,6 +391,34 @@ def test_a_changed_model_is_detected_the_same_from_the_memory_file_as_outcome_by
         assert policy.choose(task(900), ["alpha", "beta"]).model == "beta"
     undetected = OutcomeTable.build(observations(records), detect=False)
     assert undetected.alarms == [] and undetected.totals[0, undetected.col_of["alpha"]] == 40
+
+
+def _first_tries(alpha: Sequence[bool]) -> list[Record]:
+    """alpha's and beta's first tries on the same kind of task, beta at 60%."""
+    log = Log()
+    for i, ok in enumerate(alpha):
+        log.attempt(f"t{i}", i, "alpha", ok)
+        log.attempt(f"u{i}", i, "beta", i % 5 < 3)
+    return log.records
+
+
+def test_a_model_that_starts_failing_is_left_before_the_tables_alarm() -> None:
+    from acr_bot.routing.outcomes import OutcomeTable
+
+    steady = [i % 10 != 0 for i in range(40)]  # alpha at 90%
+    table = OutcomeTable.build(observations(_first_tries(steady)))
+    changed, _ = table.change(table.col_of["alpha"], Knobs().change_prior)
+    assert changed < 0.1  # its usual failures are not a change
+    records = _first_tries([*steady, *[False] * 6])  # then six failures in a row
+    table = OutcomeTable.build(observations(records))
+    changed, since = table.change(table.col_of["alpha"], Knobs().change_prior)
+    assert table.alarms == []  # too few for the alarm, which discards the old evidence
+    assert changed >= 0.9 and table.task_ids[since] == "t40"
+    # learned judges alpha on its tries since then; frozen (no feedback) does not
+    assert make_policy("learned", observations(records)).choose(
+        task(900), ["alpha", "beta"]).model == "beta"
+    assert make_policy("frozen", observations(records)).choose(
+        task(900), ["alpha", "beta"]).model == "alpha"
 
 
 def test_memory_is_read_in_the_order_its_cascades_happened() -> None:

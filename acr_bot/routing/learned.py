@@ -13,7 +13,10 @@ P(m)·value − cost_weight·$m + (1−P(m))·(best next step). A model's expect
 the tasks most like this one where its cost was seen (an agent on a repository costs a
 hundred times a one-line completion). Exploration: an optimism bonus (UCB) on models with
 little evidence. A model that changes (its first tries drift from its record) is detected by
-the outcome table itself (routing/outcomes.py), so the bot and the benchmark see the same.
+the outcome table itself (routing/outcomes.py), so the bot and the benchmark see the same;
+before the table's alarm, which needs many tries, the policy reads the table's posterior
+that the model changed among its last tries, and once that is likely (CHANGED) judges it
+mostly on the tries since.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from acr_bot.domain import Decision, Estimate, Neighbour
 from acr_bot.routing.base import CostHint, Outcome, Policy, RouteTask, Tried, no_hint
 from acr_bot.routing.features import vectorize
 from acr_bot.routing.outcomes import OutcomeTable
+
+
+# A model whose recent first tries make a change at least this likely is judged on the tries
+# since the change (routing/outcomes.py, OutcomeTable.change).
+CHANGED = 0.9
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class Knobs:
     bonus: float = 0.5  # exploration (UCB): standard deviations of optimism
     hardness: bool = True  # the prior after failures: the record scaled by the state's hardness
     relative_cost: bool = True  # cost kernel relative to the closest task with a known cost
+    change_prior: float = 0.003  # P(a model changes at any one of its tries): 0 switches off
 
 
 @dataclass(frozen=True)
@@ -82,9 +91,10 @@ class LearnedPolicy(Policy):
         near = self._near(sims)
         weights = np.exp((sims[near] - 1.0) / self.knobs.tau)
         failed = [t.model for t in tried if t.outcome.skill and t.outcome.score < 1.0]
-        layers = self._estimate(near, weights, failed)
+        fresh = self._fresh(near)
+        layers = self._estimate(near, weights, failed, fresh)
         cols = np.array([self.table.col_of[m] for m in pool])
-        pair = (self._pairwise(near, weights, failed, layers, cols)[:, cols]
+        pair = (self._pairwise(near, weights, failed, layers, cols, fresh)[:, cols]
                 if len(cols) > 1 else None)
         costs = self._costs(near, weights, pool, layers)
         optimistic = self._optimism(layers, cols)
@@ -125,13 +135,27 @@ class LearnedPolicy(Policy):
         base = (t[0].sum() + 1.0) / (t[1].sum() + 2.0)  # 1/2 with an empty memory
         return _shrink(t[0], t[1], np.full(t.shape[1], base), k.global_strength)
 
-    def _evidence(self, near: np.ndarray, failed_mask: int) -> tuple[np.ndarray, np.ndarray]:
+    def _evidence(self, near: np.ndarray, failed_mask: int,
+                  fresh: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         """Scores and counts of the cells valid as evidence when `failed_mask` has failed:
         cells whose model was tried only after other failures count only if those failures
-        happened here too."""
+        happened here too; `fresh` weighs each cell by how current it is."""
         table = self.table
-        valid = (table.after.data[near] & ~np.int64(failed_mask)) == 0
-        return table.score.data[near] * valid, table.count.data[near] * valid
+        keep = ((table.after.data[near] & ~np.int64(failed_mask)) == 0) * fresh
+        return table.score.data[near] * keep, table.count.data[near] * keep
+
+    def _fresh(self, near: np.ndarray) -> np.ndarray | float:
+        """Per near row and model, P(the model has not changed since): a model whose last
+        first tries make a change likely (before the table's alarm, which needs more of
+        them) is judged mostly on the tries since."""
+        if self.knobs.change_prior <= 0 or not self.learn:
+            return 1.0
+        fresh = np.ones((len(near), len(self.table.models)))
+        for col in range(len(self.table.models)):
+            changed, since = self.table.change(col, self.knobs.change_prior)
+            if changed >= CHANGED:
+                fresh[near < since, col] = 1.0 - changed
+        return fresh
 
     def _layers(self, score: np.ndarray, count: np.ndarray, cond: np.ndarray,
                 weights: np.ndarray, prior: np.ndarray) -> _Layer:
@@ -150,8 +174,9 @@ class LearnedPolicy(Policy):
         pooled = ((cond @ score).sum() + base) / ((cond @ count).sum() + 1.0)
         return min(1.0, pooled / base)
 
-    def _estimate(self, near: np.ndarray, weights: np.ndarray, failed: Sequence[str]) -> _Layer:
-        score, count = self._evidence(near, self.table.mask_of(failed))
+    def _estimate(self, near: np.ndarray, weights: np.ndarray, failed: Sequence[str],
+                  fresh: np.ndarray | float) -> _Layer:
+        score, count = self._evidence(near, self.table.mask_of(failed), fresh)
         cond = self._condition(near, failed)
         prior = self._record_layer().p
         if failed and self.knobs.hardness:
@@ -159,7 +184,7 @@ class LearnedPolicy(Policy):
         return self._layers(score, count, cond, weights, prior)
 
     def _pairwise(self, near: np.ndarray, weights: np.ndarray, failed: Sequence[str],
-                  first: _Layer, cols: np.ndarray) -> np.ndarray:
+                  first: _Layer, cols: np.ndarray, fresh: np.ndarray | float) -> np.ndarray:
         """P(m' passes | m fails, after this task's failures so far), pool × all models."""
         table = self.table
         count = table.count.data[near]
@@ -171,7 +196,7 @@ class LearnedPolicy(Policy):
         record = self._record_layer().p
         rows = []
         for col in cols:
-            score, cnt = self._evidence(near, base_mask | (1 << int(col)))
+            score, cnt = self._evidence(near, base_mask | (1 << int(col)), fresh)
             after = cond * fails[:, col]
             prior = (record * self._hardness(after, score, cnt) if self.knobs.hardness
                      else first.p)

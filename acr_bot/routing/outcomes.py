@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from math import lgamma
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,10 +31,12 @@ MAX_MODELS = 63  # conditions are int64 bit masks over model columns
 # try, DRIFT_ALARM in total, the model has changed (a new version behind the same name, an
 # outage of quality) and its old evidence is scaled by FORGET. It runs as outcomes are added,
 # so a table rebuilt from the memory file (the bot, each run) and one grown outcome by
-# outcome (the benchmark) detect the same changes.
+# outcome (the benchmark) detect the same changes. `change()` reads the same tries earlier
+# and softer, for the learned policy: how likely a change is among the last CHANGE_WINDOW.
 DRIFT_SLACK = 0.1
 DRIFT_ALARM = 6.0
 FORGET = 0.1
+CHANGE_WINDOW = 30
 WARM_UP = 10  # first tries of a model in a cell before they are a yardstick
 
 
@@ -114,6 +117,9 @@ class OutcomeTable:
         self.detect = detect  # run the change detector (off: an ablation)
         self._cells: dict[tuple[str, int], list[float]] = {}  # (cell, column) -> score, count
         self._cusum: dict[int, tuple[tuple[float, int], tuple[float, int]]] = {}
+        # column -> its last watched first tries since its last alarm: (row, score, yardstick)
+        self._recent: dict[int, list[tuple[int, float, float]]] = {}
+        self._changes: dict[int, tuple[object, tuple[float, int]]] = {}  # change(), cached
         self.alarms: list[tuple[str, int]] = []  # (model, row) where a change was detected
         self.vectors = _Grow((DIM,), np.float32)
         self.task_ids: list[str] = []
@@ -220,12 +226,39 @@ class OutcomeTable:
         down = max(0.0, down + expected - score - DRIFT_SLACK)
         seen[0] += score
         seen[1] += 1.0
+        recent = self._recent.setdefault(col, [])
+        recent.append((row, score, expected))
+        del recent[:-CHANGE_WINDOW]
         if max(up, down) > DRIFT_ALARM:
             start = up_from if up > down else down_from
+            recent.clear()
             self.alarms.append((self.models[col], start))
             self.discount(self.models[col], FORGET, before=start)
             up = down = 0.0
         self._cusum[col] = ((up, up_from), (down, down_from))
+
+    def change(self, col: int, prior: float) -> tuple[float, int]:
+        """P(the model changed within its last CHANGE_WINDOW watched first tries) and the row
+        where it most likely did: the tries since a change have a pass rate of their own
+        (uniform prior, integrated out), those before keep their yardsticks; a change is
+        `prior` likely at each try. 0 while there is nothing to watch."""
+        recent = self._recent.get(col)
+        if not recent:
+            return 0.0, 0
+        key = (len(recent), recent[-1][0], prior)
+        if col in self._changes and self._changes[col][0] == key:
+            return self._changes[col][1]
+        x = np.array([r[1] for r in recent])[::-1]  # the last try first
+        e = np.clip(np.array([r[2] for r in recent]), 0.01, 0.99)[::-1]
+        passes, n = np.cumsum(x), np.arange(1, len(x) + 1)  # of the last n tries
+        kept = np.cumsum(x * np.log(e) + (1 - x) * np.log(1 - e))
+        new = np.array([lgamma(1 + a) + lgamma(1 + m - a) - lgamma(2 + m)
+                        for a, m in zip(passes, n)])
+        odds = prior * np.exp(np.clip(new - kept, -50, 50))  # a change n tries ago
+        total = float(odds.sum())
+        out = (total / (1.0 + total), recent[-1 - int(np.argmax(odds))][0])
+        self._changes[col] = (key, out)
+        return out
 
     def discount(self, model: str, factor: float, before: int | None = None) -> None:
         """Scale down the evidence about `model` on rows before `before` (default: all): it
