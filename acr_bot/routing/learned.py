@@ -31,7 +31,6 @@ from acr_bot.routing.base import CostHint, Outcome, Policy, RouteTask, Tried, no
 from acr_bot.routing.features import vectorize
 from acr_bot.routing.outcomes import OutcomeTable
 
-
 # A model whose recent first tries make a change at least this likely is judged on the tries
 # since the change (routing/outcomes.py, OutcomeTable.change).
 CHANGED = 0.9
