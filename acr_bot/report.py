@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from acr_bot.domain import Attempt, Decision, FixResult, Record, Task, TestRun
-from acr_bot.verify.judge import describe_counts
+from acr_bot.verify.judge import describe_counts, shown_counts
 
 
 def clip(text: str, limit: int) -> str:
@@ -83,7 +83,8 @@ def run_summary(run: TestRun | None) -> str:
     if run.timed_out:
         return f"timed out after {run.seconds:.0f} s"
     # The verifier's words (passed, failed, errors, skipped): one vocabulary everywhere.
-    tail = describe_counts(run.counts) if run.counts else "counts unknown"
+    counts = shown_counts(run)
+    tail = describe_counts(counts) if counts else "counts unknown"
     return f"exit {run.exit_code}; {tail}"
 
 

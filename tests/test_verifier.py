@@ -16,11 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-# Aliased: names starting with "Test" would make pytest try to collect the dataclasses.
 from acr_bot.domain import TestCounts as Counts
 from acr_bot.domain import TestRun as Run
 from acr_bot.domain import Verdict
 from acr_bot.errors import VerifyError
+
+# Aliased: names starting with "Test" would make pytest try to collect the dataclasses.
+from acr_bot.report import run_summary
 from acr_bot.secrets import scrub_env
 from acr_bot.verify.local import (
     LocalSandbox,
@@ -214,6 +216,19 @@ def test_exit_code_alone_decides_without_counts(tmp_path: Path, env: dict[str, s
     assert judge(baseline, baseline).reason == "exit 3; no test results could be read"
     verdict = judge(baseline, run_command("echo fine", tmp_path, timeout=10, env=env))
     assert verdict.passed and "exit code alone" in verdict.reason
+
+
+def test_unittest_summaries_are_shown_but_the_exit_code_judges() -> None:
+    # Django's runtests.py: unittest's summary, which the verdict does not judge by
+    red = Run("t", 1, 1.0, "F.s\n" + "-" * 70 + "\nRan 3 tests in 0.1s\n\n"
+              "FAILED (failures=1, skipped=1)\n")
+    green = Run("t", 0, 1.0, "..s\n" + "-" * 70 + "\nRan 3 tests in 0.1s\n\nOK (skipped=1)\n")
+    assert red.counts is None and green.counts is None
+    assert judge(red, red).reason == "exit 1; unittest's summary: 1 passed, 1 failed, 1 skipped"
+    verdict = judge(red, green)
+    assert verdict.passed and verdict.reason == (
+        "exit 0 (unittest's summary: 2 passed, 1 skipped; judged by the exit code alone)")
+    assert run_summary(green) == "exit 0; 2 passed, 1 skipped"
 
 
 def test_judge_rejects_lost_results_and_masked_failures() -> None:

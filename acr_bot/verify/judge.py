@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from acr_bot.domain import TestCounts, TestRun, Verdict
+from acr_bot.verify.testresults import parse_unittest
 
 SHOWN = 5  # ids or paths named in one line; the rest are counted
 
@@ -34,7 +35,8 @@ def _exit_problem(baseline: TestRun, after: TestRun) -> str | None:
     if after.failed_ids:
         return f"{head}; {len(after.failed_ids)} failed: {some(sorted(after.failed_ids))}"
     if after.counts is None:
-        return f"{head}; no test results could be read"
+        shown = shown_counts(after)
+        return f"{head}; {_summary(shown)}" if shown else f"{head}; no test results could be read"
     if after.counts.failed or after.counts.errors:
         return f"{head}; {describe_counts(after.counts)}"
     # e.g. pytest's exit 5 when a conftest or an ini option left nothing to run: say what went.
@@ -99,9 +101,25 @@ def _count_problem(baseline: TestRun, after: TestRun) -> str | None:
 def _pass_reason(baseline: TestRun, after: TestRun) -> str:
     """One line saying why the patch passed."""
     if after.counts is None:
-        return "exit 0 (no test results could be read; judged by the exit code alone)"
+        shown = shown_counts(after)
+        why = _summary(shown) if shown else "no test results could be read"
+        return f"exit 0 ({why}; judged by the exit code alone)"
     before = f" (before: {describe_counts(baseline.counts)})" if baseline.counts else ""
     return f"exit 0; {describe_counts(after.counts)}{before}"
+
+
+def shown_counts(run: TestRun) -> TestCounts | None:
+    """The counts a person is shown: the run's own, else unittest's summary ("Ran 18205
+    tests", "FAILED (failures=1, skipped=1841)"), which the verdict does not judge by (a
+    runner's output can hold another process's unittest lines)."""
+    if run.counts is not None:
+        return run.counts
+    results = parse_unittest(run.output)
+    return results.counts if results else None
+
+
+def _summary(counts: TestCounts) -> str:
+    return f"unittest's summary: {describe_counts(counts)}"
 
 
 def describe_counts(counts: TestCounts) -> str:

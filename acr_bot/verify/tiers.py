@@ -21,13 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from acr_bot.domain import TestCounts, TestRun, TierTime
+from acr_bot.domain import TestRun, TierTime
 from acr_bot.errors import AcrError, GitError
 from acr_bot.gitrepo import git
-from acr_bot.verify.judge import describe_counts
+from acr_bot.verify.judge import describe_counts, shown_counts
 from acr_bot.verify.runners import narrow, single_process
 from acr_bot.verify.selection import DEFAULT_LIMIT, Selection, select_tests
-from acr_bot.verify.testresults import in_module, parse_unittest
+from acr_bot.verify.testresults import in_module
 
 # The related tests may cost this share of the baseline's time (by its JUnit times): a first
 # tier pays off only when it is small next to the full suite an accepted change runs anyway.
@@ -228,17 +228,12 @@ def failed_in_tier(run: TestRun) -> str | None:
     nothing collected) is not held against the patch: the full suite decides."""
     if run.timed_out:
         return None
-    counts = run.counts or _unittest_counts(run.output)
+    counts = shown_counts(run)
     failed = len(run.failed_ids) or (counts.failed + counts.errors if counts else 0)
     if not failed:
         return None
     names = ", ".join(sorted(run.failed_ids)[:5])
     return f"{failed} failed" + (f": {names}" if names else "")
-
-
-def _unittest_counts(output: str) -> TestCounts | None:
-    results = parse_unittest(output)
-    return results.counts if results else None
 
 
 def full_tier(run: TestRun) -> TierTime:
@@ -249,7 +244,7 @@ def tier_result(run: TestRun) -> str:
     """A run's result in a few words, for the table of tiers."""
     if run.timed_out:
         return "timed out"
-    counts = run.counts or _unittest_counts(run.output)
+    counts = shown_counts(run)
     if counts is not None and counts.ran + counts.skipped:
         return describe_counts(counts)
     return f"exit {run.exit_code}"
