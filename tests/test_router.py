@@ -386,6 +386,8 @@ def test_a_changed_model_is_detected_the_same_from_the_memory_file_as_outcome_by
     assert model == "alpha" and rebuilt.task_ids[start] in {f"t{i}" for i in range(38, 50)}
     assert rebuilt.totals[:, rebuilt.col_of["alpha"]] == pytest.approx(
         grown.table.totals[:, grown.table.col_of["alpha"]])
+    for t in (rebuilt, grown.table):  # and read the last tries alike (learned's posterior)
+        assert t.change(t.col_of["beta"], 0.003) == rebuilt.change(rebuilt.col_of["beta"], 0.003)
     # after the change alpha's record is mostly its recent failures: beta goes first
     for policy in (make_policy("frozen", observations(records)), grown):
         assert policy.choose(task(900), ["alpha", "beta"]).model == "beta"
