@@ -14,8 +14,9 @@
 - `follow_the_leader`: SWE-bench, the fixed cascade best so far with every outcome revealed
   (full information), played row by row over the regret table's orders.
 - `ablations`: `learned` without its UCB bonus, lookahead, cascade conditioning, hardness
-  prior, relative cost kernel, change posterior or change detection, and called as the fix loop called it before
-  `routing/cascade.py` (no attempts left, no stop), on the regret table's streams.
+  prior, relative cost kernel, change posterior or change detection, and called as the fix
+  loop called it before `routing/cascade.py` (no attempts left, no stop), on the regret
+  table's streams.
 
     python benchmarks/routing_figures.py [--only NAME,...]  (default: all; see FIGURES)
 """

@@ -35,8 +35,7 @@ def _exit_problem(baseline: TestRun, after: TestRun) -> str | None:
     if after.failed_ids:
         return f"{head}; {len(after.failed_ids)} failed: {some(sorted(after.failed_ids))}"
     if after.counts is None:
-        shown = shown_counts(after)
-        return f"{head}; {_summary(shown)}" if shown else f"{head}; no test results could be read"
+        return f"{head}; {_unread(after)}"
     if after.counts.failed or after.counts.errors:
         return f"{head}; {describe_counts(after.counts)}"
     # e.g. pytest's exit 5 when a conftest or an ini option left nothing to run: say what went.
@@ -101,9 +100,7 @@ def _count_problem(baseline: TestRun, after: TestRun) -> str | None:
 def _pass_reason(baseline: TestRun, after: TestRun) -> str:
     """One line saying why the patch passed."""
     if after.counts is None:
-        shown = shown_counts(after)
-        why = _summary(shown) if shown else "no test results could be read"
-        return f"exit 0 ({why}; judged by the exit code alone)"
+        return f"exit 0 ({_unread(after)}; judged by the exit code alone)"
     before = f" (before: {describe_counts(baseline.counts)})" if baseline.counts else ""
     return f"exit 0; {describe_counts(after.counts)}{before}"
 
@@ -118,8 +115,12 @@ def shown_counts(run: TestRun) -> TestCounts | None:
     return results.counts if results else None
 
 
-def _summary(counts: TestCounts) -> str:
-    return f"unittest's summary: {describe_counts(counts)}"
+def _unread(run: TestRun) -> str:
+    """What a run without counts of its own shows: unittest's summary, or that there is none."""
+    shown = shown_counts(run)
+    if shown is None:
+        return "no test results could be read"
+    return f"unittest's summary: {describe_counts(shown)}"
 
 
 def describe_counts(counts: TestCounts) -> str:
